@@ -1,0 +1,181 @@
+"""In-process cache of configuration rows (gateways, tokens) read on the request path.
+
+The request path must not wait for the database on every request, so lookups are trusted for
+`ttl` seconds (default 1 s, which is also the bound on how long a revocation takes to reach this
+process) and concurrent lookups of the same key share one query. Writes made through this process
+invalidate their entry at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.db.models import Gateway, Token, utcnow
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    account_id: str
+    id: str
+    authentication: bool
+    collect_logs: bool
+    cache_ttl: int
+    rate_limiting_limit: int
+    rate_limiting_interval: int
+    rate_limiting_technique: str
+    retry_max_attempts: int | None
+    retry_delay: int | None
+    retry_backoff: str | None
+    log_management: int | None
+    log_management_strategy: str | None
+
+    @classmethod
+    def from_row(cls, row: Gateway) -> GatewayConfig:
+        return cls(
+            account_id=row.account_id,
+            id=row.id,
+            authentication=row.authentication,
+            collect_logs=row.collect_logs,
+            cache_ttl=row.cache_ttl or 0,
+            rate_limiting_limit=row.rate_limiting_limit or 0,
+            rate_limiting_interval=row.rate_limiting_interval or 0,
+            rate_limiting_technique=row.rate_limiting_technique or "fixed",
+            retry_max_attempts=row.retry_max_attempts,
+            retry_delay=row.retry_delay,
+            retry_backoff=row.retry_backoff,
+            log_management=row.log_management,
+            log_management_strategy=row.log_management_strategy,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    id: str
+    account_id: str
+    token_hash: str
+    permissions: frozenset[str]
+    gateways: frozenset[str]
+    expires_on: datetime | None
+    revoked: bool
+
+    def usable(self, now: datetime) -> bool:
+        return not self.revoked and (self.expires_on is None or self.expires_on > now)
+
+    def allows_gateway(self, gateway_id: str) -> bool:
+        return "*" in self.gateways or gateway_id in self.gateways
+
+    @classmethod
+    def from_row(cls, row: Token) -> TokenRecord:
+        return cls(
+            id=row.id,
+            account_id=row.account_id,
+            token_hash=row.token_hash,
+            permissions=frozenset(row.permissions or ()),
+            gateways=frozenset(row.gateways or ("*",)),
+            expires_on=row.expires_on,
+            revoked=row.revoked_at is not None,
+        )
+
+
+class TTLCache(Generic[K, V]):
+    """A small TTL map whose misses are loaded once however many callers ask at the same time."""
+
+    def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        hit = self._entries.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._loading.pop(key, None)
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key] = (now + self._ttl, value)
+        future.set_result(value)
+        return value
+
+    def invalidate(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class Directory:
+    """Cached reads of gateways and tokens for the request path."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl: float) -> None:
+        self._sessions = sessions
+        self._gateways: TTLCache[tuple[str, str], GatewayConfig | None] = TTLCache(ttl)
+        self._tokens: TTLCache[str, TokenRecord | None] = TTLCache(ttl)
+
+    async def gateway(self, account_id: str, gateway_id: str) -> GatewayConfig | None:
+        async def load() -> GatewayConfig | None:
+            async with self._sessions() as session:
+                row = await session.get(Gateway, (account_id, gateway_id))
+                return GatewayConfig.from_row(row) if row else None
+
+        return await self._gateways.get((account_id, gateway_id), load)
+
+    async def ensure_default_gateway(self, account_id: str) -> GatewayConfig:
+        """Create the `default` gateway on first authenticated use (authentication on, logs on)."""
+        async with self._sessions() as session:
+            row = await session.get(Gateway, (account_id, "default"))
+            if row is None:
+                row = Gateway(account_id=account_id, id="default", authentication=True, collect_logs=True)
+                session.add(row)
+                try:
+                    await session.commit()
+                except Exception:  # another worker created it first: read theirs
+                    await session.rollback()
+                    row = await session.get(Gateway, (account_id, "default"))
+                    if row is None:
+                        raise
+        self._gateways.invalidate((account_id, "default"))
+        return GatewayConfig.from_row(row)
+
+    async def token(self, token_id: str) -> TokenRecord | None:
+        async def load() -> TokenRecord | None:
+            async with self._sessions() as session:
+                row = (await session.exec(select(Token).where(Token.id == token_id))).first()
+                return TokenRecord.from_row(row) if row else None
+
+        return await self._tokens.get(token_id, load)
+
+    def invalidate_gateway(self, account_id: str, gateway_id: str) -> None:
+        self._gateways.invalidate((account_id, gateway_id))
+
+    def invalidate_token(self, token_id: str) -> None:
+        self._tokens.invalidate(token_id)
+
+    @staticmethod
+    def now() -> datetime:
+        return utcnow()

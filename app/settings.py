@@ -1,0 +1,57 @@
+"""Server settings, read from `AIGW_*` environment variables and an optional `.env` file.
+
+There is no module-level instance: `create_app(settings)` receives one, so tests and several apps
+in one process never share configuration by accident.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIGW_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./data/aigw.db",
+        description="Plain SQLAlchemy URL; sqlite:// and postgresql:// get their async driver added.",
+    )
+    admin_token: str | None = Field(default=None, description="Server-wide token with every permission.")
+    redis_url: str | None = None
+
+    # Request limits.
+    max_body_bytes: int = 10 * 1024 * 1024
+    upstream_timeout_s: float = 600.0
+    connect_timeout_s: float = 10.0
+    max_upstream_connections: int = 512
+
+    # Logging of bodies: only heads are stored.
+    log_body_max_bytes: int = 32 * 1024
+    log_batch_size: int = 500
+    log_flush_interval_s: float = 0.2
+    log_queue_max: int = 100_000
+
+    # Cache (in-process default store).
+    cache_max_bytes: int = 256 * 1024 * 1024
+    cache_max_entry_bytes: int = 8 * 1024 * 1024
+
+    # In-process config caches (gateways, tokens): how long a lookup is trusted.
+    config_cache_ttl_s: float = 1.0
+
+    # Upstream base overrides by provider slug. Filled from `AIGW_UPSTREAM_<SLUG>` variables (slug
+    # upper-cased, `-` as `_`), so every provider can be pointed elsewhere without a field each.
+    upstream_overrides: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _read_upstream_overrides(self) -> Settings:
+        for name, value in os.environ.items():
+            if name.startswith("AIGW_UPSTREAM_") and name != "AIGW_UPSTREAM_TIMEOUT_S" and value:
+                key = name.removeprefix("AIGW_UPSTREAM_").lower()
+                self.upstream_overrides.setdefault(key, value.rstrip("/"))
+        return self
+
+    def upstream_override(self, slug: str) -> str | None:
+        return self.upstream_overrides.get(slug.lower().replace("-", "_"))
