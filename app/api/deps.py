@@ -1,0 +1,73 @@
+"""FastAPI dependencies for the management API.
+
+Typed on `HTTPConnection`, so the same dependencies serve HTTP routes and WebSocket endpoints.
+Everything comes from `app.state`, which the lifespan fills; nothing here is module-level state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Literal
+
+from fastapi import Depends
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import HTTPConnection
+
+from app.api.envelope import AuthenticationError, PermissionDenied
+from app.db.directory import Directory
+from app.errors import Unauthorized
+from app.pipeline.auth import Principal, identify
+from app.settings import Settings
+
+Permission = Literal["run", "read", "edit"]
+
+
+def get_sessions(conn: HTTPConnection) -> async_sessionmaker[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = conn.app.state.sessions
+    return sessions
+
+
+def get_directory(conn: HTTPConnection) -> Directory:
+    directory: Directory = conn.app.state.directory
+    return directory
+
+
+def get_settings(conn: HTTPConnection) -> Settings:
+    settings: Settings = conn.app.state.settings
+    return settings
+
+
+SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+DirectoryDep = Annotated[Directory, Depends(get_directory)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_session(sessions: SessionsDep) -> AsyncIterator[AsyncSession]:
+    async with sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def require_permission(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits a bearer token holding `permission` on the path's `account_id`
+    (and on its `gateway_id`, when the path has one). 401 when the token is missing or not valid,
+    403 when it is valid but not allowed: a `run`-only token gets 403 here."""
+
+    async def dependency(conn: HTTPConnection, directory: DirectoryDep, settings: SettingsDep) -> Principal:
+        try:
+            principal = await identify(directory, settings.admin_token, conn.headers.get("authorization"))
+        except Unauthorized as exc:
+            raise AuthenticationError() from exc
+        account_id = conn.path_params.get("account_id", "")
+        if not principal.can(permission, account_id, conn.path_params.get("gateway_id")):
+            raise PermissionDenied(f"token lacks '{permission}' on this account or gateway")
+        return principal
+
+    return dependency
+
+
+CanRead = Annotated[Principal, Depends(require_permission("read"))]
+CanEdit = Annotated[Principal, Depends(require_permission("edit"))]

@@ -1,0 +1,118 @@
+"""`/client/v4/accounts/{account_id}/ai-gateway/gateways`: gateway CRUD (management-api.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import Request
+
+from app.api.deps import CanEdit, CanRead, DirectoryDep, SessionDep
+from app.api.envelope import Conflict, Envelope, NotFound, PagedEnvelope, PermissionDenied, ResultInfo, ok
+from app.db import gateways
+from app.db.gateways import GatewayCreate, GatewayExists, GatewayPublic, GatewayUpdate
+from app.db.models import Gateway
+
+router = APIRouter(prefix="/client/v4/accounts/{account_id}/ai-gateway/gateways", tags=["gateways"])
+
+AccountId = Annotated[str, Path(min_length=1, max_length=64)]
+Page = Annotated[int, Query(ge=1, le=1_000_000)]
+PerPage = Annotated[int, Query(ge=1, le=100)]
+# Provider slugs are path segments of the gateway URL; anything else there is a typo.
+ProviderSlug = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+
+
+async def _existing(session: AsyncSession, account_id: str, gateway_id: str) -> Gateway:
+    row = await gateways.get_gateway(session, account_id, gateway_id)
+    if row is None:
+        raise NotFound(f"gateway {gateway_id!r} not found")
+    return row
+
+
+def _public(row: Gateway) -> GatewayPublic:
+    return GatewayPublic.model_validate(row)
+
+
+@router.get("", response_model=PagedEnvelope[GatewayPublic])
+async def list_gateways(
+    account_id: AccountId,
+    principal: CanRead,
+    session: SessionDep,
+    page: Page = 1,
+    per_page: PerPage = 20,
+    search: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    rows, total = await gateways.list_gateways(
+        session, account_id, page=page, per_page=per_page, search=search, only=principal.gateways
+    )
+    info = ResultInfo(page=page, per_page=per_page, count=len(rows), total_count=total)
+    return ok([_public(row) for row in rows], info)
+
+
+@router.post("", response_model=Envelope[GatewayPublic])
+async def create_gateway(
+    account_id: AccountId,
+    body: GatewayCreate,
+    principal: CanEdit,
+    session: SessionDep,
+    directory: DirectoryDep,
+) -> dict[str, Any]:
+    # The path has no gateway id, so the dependency could not check a gateway-limited token.
+    if not principal.can("edit", account_id, body.id):
+        raise PermissionDenied(f"token may not create gateway {body.id!r}")
+    try:
+        row = await gateways.create_gateway(session, account_id, body)
+    except GatewayExists as exc:
+        raise Conflict(f"gateway {body.id!r} already exists") from exc
+    directory.invalidate_gateway(account_id, body.id)
+    return ok(_public(row))
+
+
+@router.get("/{gateway_id}", response_model=Envelope[GatewayPublic])
+async def get_gateway(
+    account_id: AccountId, gateway_id: str, _: CanRead, session: SessionDep
+) -> dict[str, Any]:
+    return ok(_public(await _existing(session, account_id, gateway_id)))
+
+
+@router.put("/{gateway_id}", response_model=Envelope[GatewayPublic])
+async def update_gateway(
+    account_id: AccountId,
+    gateway_id: str,
+    body: GatewayUpdate,
+    _: CanEdit,
+    session: SessionDep,
+    directory: DirectoryDep,
+) -> dict[str, Any]:
+    row = await _existing(session, account_id, gateway_id)
+    row = await gateways.update_gateway(session, row, body)
+    directory.invalidate_gateway(account_id, gateway_id)
+    return ok(_public(row))
+
+
+@router.delete("/{gateway_id}", response_model=Envelope[GatewayPublic])
+async def delete_gateway(
+    account_id: AccountId, gateway_id: str, _: CanEdit, session: SessionDep, directory: DirectoryDep
+) -> dict[str, Any]:
+    row = await _existing(session, account_id, gateway_id)
+    deleted = _public(row)  # before the delete expires the row's attributes
+    await gateways.delete_gateway(session, row)
+    directory.invalidate_gateway(account_id, gateway_id)
+    return ok(deleted)
+
+
+@router.get("/{gateway_id}/url/{provider}", response_model=Envelope[str])
+async def get_gateway_url(
+    account_id: AccountId,
+    gateway_id: str,
+    provider: ProviderSlug,
+    _: CanRead,
+    session: SessionDep,
+    request: Request,
+) -> dict[str, Any]:
+    # `default` is created on its first authenticated request, so its URL is valid before it exists.
+    if gateway_id != "default":
+        await _existing(session, account_id, gateway_id)
+    base = str(request.base_url).rstrip("/")
+    return ok(f"{base}/v1/{account_id}/{gateway_id}/{provider}")

@@ -1,0 +1,109 @@
+"""Gateway schemas and queries, shared by the management API and the `aigw gateways` commands."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import field_validator
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.db.fields import INT32_MAX, GatewayId, UtcDatetime, now
+from app.db.models import Gateway, GatewayBase, Log
+
+
+class GatewayExists(Exception):
+    pass
+
+
+class _GatewayInput(GatewayBase):
+    """The writable fields, with the value sets the public API accepts."""
+
+    rate_limiting_technique: Literal["fixed", "sliding"] = "fixed"
+    log_management_strategy: Literal["STOP_INSERTING", "DELETE_OLDEST"] | None = None
+    retry_backoff: Literal["constant", "linear", "exponential"] | None = None
+
+    @field_validator("cache_ttl", "rate_limiting_limit", "rate_limiting_interval", "log_management")
+    @classmethod
+    def _fits_column(cls, value: int | None) -> int | None:
+        if value is not None and value > INT32_MAX:
+            raise ValueError(f"must be at most {INT32_MAX}")
+        return value
+
+
+class GatewayCreate(_GatewayInput):
+    id: GatewayId
+
+
+class GatewayUpdate(_GatewayInput):
+    """PUT body. Only the fields sent are changed (`exclude_unset`); the types still refuse null
+    for the columns that cannot hold it."""
+
+
+class GatewayPublic(GatewayBase):
+    id: str
+    account_id: str
+    created_at: UtcDatetime
+    modified_at: UtcDatetime
+
+
+async def create_gateway(session: AsyncSession, account_id: str, data: GatewayCreate) -> Gateway:
+    if await session.get(Gateway, (account_id, data.id)) is not None:
+        raise GatewayExists(data.id)
+    stamp = now()
+    row = Gateway.model_validate(
+        data, update={"account_id": account_id, "created_at": stamp, "modified_at": stamp}
+    )
+    session.add(row)
+    try:
+        await session.commit()
+    except IntegrityError as exc:  # created concurrently since the check above
+        await session.rollback()
+        raise GatewayExists(data.id) from exc
+    return row
+
+
+async def get_gateway(session: AsyncSession, account_id: str, gateway_id: str) -> Gateway | None:
+    return await session.get(Gateway, (account_id, gateway_id))
+
+
+async def list_gateways(
+    session: AsyncSession,
+    account_id: str,
+    *,
+    page: int = 1,
+    per_page: int = 20,
+    search: str | None = None,
+    only: frozenset[str] | None = None,
+) -> tuple[list[Gateway], int]:
+    """One page of the account's gateways (newest first) and the total. `only` limits the listing
+    to the gateways a gateway-limited token may see."""
+    query = select(Gateway).where(Gateway.account_id == account_id)
+    if search:
+        query = query.where(col(Gateway.id).contains(search, autoescape=True))
+    if only is not None:
+        query = query.where(col(Gateway.id).in_(only))
+    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
+    ordered = query.order_by(col(Gateway.created_at).desc(), col(Gateway.id))
+    rows = (await session.exec(ordered.offset((page - 1) * per_page).limit(per_page))).all()
+    return list(rows), total
+
+
+async def update_gateway(session: AsyncSession, row: Gateway, data: GatewayUpdate) -> Gateway:
+    row.sqlmodel_update(data.model_dump(exclude_unset=True))
+    row.modified_at = now()
+    session.add(row)
+    await session.commit()
+    await session.refresh(row)
+    return row
+
+
+async def delete_gateway(session: AsyncSession, row: Gateway) -> None:
+    """Delete the gateway and its logs in one transaction."""
+    await session.exec(
+        delete(Log).where(col(Log.account_id) == row.account_id, col(Log.gateway_id) == row.id)
+    )
+    await session.delete(row)
+    await session.commit()

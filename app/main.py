@@ -1,0 +1,115 @@
+"""Application factory. The lifespan builds every shared object once (one pooled HTTP client, the
+database engine, cache, log writer, config directory, pipeline) and puts it on `app.state`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
+
+from app.api import health
+from app.db.directory import Directory
+from app.db.session import create_engine, session_factory
+from app.errors import GatewayError
+from app.pipeline.cache import MemoryCache
+from app.pipeline.logs import LogSink
+from app.pipeline.run import Pipeline
+from app.settings import Settings
+from app.transports import http as http_transport
+from app.transports.docs import UniversalStep
+from app.transports.errors import gateway_error_handler
+
+logger = logging.getLogger("aigw")
+
+DESCRIPTION = """A self-hosted AI gateway, wire-compatible with Cloudflare AI Gateway.
+
+* `POST /v1/{account}/{gateway}`: the universal endpoint (one step or a fallback array).
+* `/v1/{account}/{gateway}/{provider}/…`: provider pass-through.
+* `/client/v4/accounts/{account}/…`: the management API (v4 envelope).
+
+Per-request settings travel in `cf-aig-*` headers; see the protocol document in the repository.
+"""
+
+
+def build_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The one pooled client for every upstream call."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.upstream_timeout_s, connect=settings.connect_timeout_s),
+        limits=httpx.Limits(
+            max_connections=settings.max_upstream_connections,
+            max_keepalive_connections=settings.max_upstream_connections,
+            keepalive_expiry=30,
+        ),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    directory = Directory(sessions, settings.config_cache_ttl_s)
+    sink = LogSink(engine, settings.log_batch_size, settings.log_flush_interval_s, settings.log_queue_max)
+    client = build_http_client(settings)
+    cache = MemoryCache(settings.cache_max_bytes)
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.directory = directory
+    app.state.log_sink = sink
+    app.state.cache = cache
+    app.state.http_client = client
+    app.state.pipeline = Pipeline(settings, client, directory, cache, sink)
+    sink.start()
+    try:
+        yield
+    finally:
+        await sink.stop()
+        await client.aclose()
+        await engine.dispose()
+
+
+def _openapi_with_universal_step(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["UniversalStep"] = UniversalStep.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPIOffline(title="aigw", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.add_exception_handler(GatewayError, gateway_error_handler)
+    app.include_router(health.router)
+    _include_management(app)
+    app.include_router(http_transport.router)
+    app.openapi = lambda: _openapi_with_universal_step(app)  # type: ignore[method-assign]
+    return app
+
+
+def _include_management(app: FastAPI) -> None:
+    from app.api import gateways, tokens
+    from app.api.envelope import install_management_error_handlers
+
+    app.include_router(gateways.router)
+    app.include_router(tokens.router)
+    install_management_error_handlers(app)
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` (used by `aigw serve`, including with several workers)."""
+    return create_app(Settings())

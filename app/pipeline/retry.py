@@ -1,0 +1,84 @@
+"""One step's upstream call: attempts, backoff, `Retry-After`, and the first-byte timeout
+(protocol.md §2). Returns the response with its headers read and its body not yet consumed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import httpx
+
+MAX_RETRY_AFTER_MS = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 1
+    delay_ms: int = 0
+    backoff: str = "constant"
+    first_byte_timeout_s: float | None = None  # None: only the server's absolute limit applies
+    final_attempt_uncut: bool = False  # the last attempt of the last step has no first-byte limit
+
+    def delay_before(self, retry: int) -> float:
+        """Seconds to wait before retry number `retry` (1 = the second attempt)."""
+        if self.backoff == "linear":
+            return self.delay_ms * retry / 1000
+        if self.backoff == "exponential":
+            return self.delay_ms * 2 ** (retry - 1) / 1000
+        return self.delay_ms / 1000
+
+
+class UpstreamFailure(Exception):
+    """Every attempt failed without a response: a network error or a timeout."""
+
+    def __init__(self, timed_out: bool, message: str) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+def is_retryable(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def _retry_after_s(response: httpx.Response) -> float:
+    if response.status_code not in (429, 503):
+        return 0.0
+    value = response.headers.get("retry-after", "")
+    with contextlib.suppress(ValueError):
+        return min(float(value) * 1000, MAX_RETRY_AFTER_MS) / 1000
+    return 0.0
+
+
+async def _send(client: httpx.AsyncClient, request: httpx.Request, timeout_s: float | None) -> httpx.Response:
+    if timeout_s is None:
+        return await client.send(request, stream=True)
+    async with asyncio.timeout(timeout_s):
+        return await client.send(request, stream=True)
+
+
+async def send_with_retries(
+    client: httpx.AsyncClient, request: httpx.Request, policy: RetryPolicy
+) -> tuple[httpx.Response, int]:
+    """(response, attempts used). Retries network errors, timeouts, 429 and 5xx; the last
+    response is returned whatever its status. Raises UpstreamFailure when no attempt answered."""
+    failure: UpstreamFailure | None = None
+    for attempt in range(1, policy.max_attempts + 1):
+        pause = 0.0
+        try:
+            uncut = policy.final_attempt_uncut and attempt == policy.max_attempts
+            response = await _send(client, request, None if uncut else policy.first_byte_timeout_s)
+        except (TimeoutError, httpx.TimeoutException):
+            failure = UpstreamFailure(True, "upstream timed out before the first byte")
+        except httpx.HTTPError as exc:
+            failure = UpstreamFailure(False, f"upstream unreachable: {type(exc).__name__}")
+        else:
+            if attempt == policy.max_attempts or not is_retryable(response.status_code):
+                return response, attempt
+            pause = _retry_after_s(response)
+            await response.aclose()
+            failure = None
+        if attempt < policy.max_attempts:
+            await asyncio.sleep(max(policy.delay_before(attempt), pause))
+    assert failure is not None
+    raise failure

@@ -1,0 +1,317 @@
+"""The orchestrator: admit → for each step (fallback): cache → retries → provider call → log.
+
+Every transport calls `Pipeline.run` with a `GatewayRequest` and encodes the `GatewayResult`;
+behaviour lives here once, so HTTP and WebSocket cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from app.db.directory import Directory, GatewayConfig
+from app.errors import GatewayError, GatewayNotFound, NoProviderResponse, UpstreamTimeout
+from app.pipeline import auth
+from app.pipeline.cache import CachedResponse, CacheStore, Coalescer, cache_key
+from app.pipeline.logs import LogRecord, LogSink, new_log_id
+from app.pipeline.retry import RetryPolicy, UpstreamFailure, send_with_retries
+from app.pipeline.stream import ReplayStream, UpstreamStream
+from app.pipeline.types import GatewayRequest, GatewayResult, Options, ResultMeta, Step
+from app.providers.base import Provider
+from app.providers.catalog import get_provider
+from app.settings import Settings
+
+# Never relayed back: hop-by-hop headers, and what our server sets itself. Bodies are relayed
+# decoded, so upstream encoding and length do not apply either.
+_DROPPED_RESPONSE_HEADERS = frozenset(
+    {
+        "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+        "proxy-authenticate", "content-length", "content-encoding", "date", "server",
+    }
+)  # fmt: skip
+_STREAM_FLAG = re.compile(rb'"stream"\s*:\s*true')
+DEFAULT_KEY_TTL_S = 300
+
+Publish = Callable[[CachedResponse | None], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class StepRun:
+    """Everything one step attempt needs, resolved once."""
+
+    request: GatewayRequest
+    gateway: GatewayConfig
+    step: Step
+    provider: Provider
+    index: int
+    is_last: bool
+    options: Options
+    event_id: str
+    log_id: str
+    authenticated: bool
+
+    def meta(self, status: int, cache_status: str, content_type: str | None) -> ResultMeta:
+        return ResultMeta(self.log_id, self.event_id, self.index, cache_status, content_type, status)  # type: ignore[arg-type]
+
+    def error_headers(self) -> dict[str, str]:
+        return {
+            "cf-aig-log-id": self.log_id,
+            "cf-aig-event-id": self.event_id,
+            "cf-aig-step": str(self.index),
+        }
+
+
+def passthrough_headers(response: httpx.Response) -> list[tuple[str, str]]:
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in response.headers.raw
+        if name.lower().decode("latin-1") not in _DROPPED_RESPONSE_HEADERS
+    ]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        directory: Directory,
+        cache: CacheStore,
+        sink: LogSink,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._directory = directory
+        self._cache = cache
+        self._sink = sink
+        self._coalescer = Coalescer()
+
+    async def run(self, request: GatewayRequest) -> GatewayResult:
+        started = time.perf_counter()
+        gateway, authenticated = await self.admit(request)
+        providers = [get_provider(step.provider) for step in request.steps]  # 2008 before any call
+        first_log_id = new_log_id()
+        event_id = next((s.event_id for s in request.steps if s.event_id), None)
+        event_id = event_id or request.options.event_id or first_log_id
+        last = len(request.steps) - 1
+        for index, (step, provider) in enumerate(zip(request.steps, providers, strict=True)):
+            run = StepRun(
+                request, gateway, step, provider, index, index == last,
+                step.options.over(request.options), event_id,
+                first_log_id if index == 0 else new_log_id(), authenticated,
+            )  # fmt: skip
+            result = await self._run_step(run)
+            if result is not None:
+                result.meta.gateway_ms = (time.perf_counter() - started) * 1000 - result.meta.upstream_ms
+                return result
+        raise AssertionError("the last step always returns or raises")
+
+    async def admit(self, request: GatewayRequest) -> tuple[GatewayConfig, bool]:
+        """The gateway's config and whether the request was authenticated (2001 / 2009)."""
+        account, gateway_id = request.account_id, request.gateway_id
+        token = request.options.authorization
+        gateway = await self._directory.gateway(account, gateway_id)
+        if gateway is None:
+            if gateway_id != "default":
+                raise GatewayNotFound()
+            await self._check_token(token, account, gateway_id)
+            return await self._directory.ensure_default_gateway(account), True
+        if gateway.authentication:
+            await self._check_token(token, account, gateway_id)
+            return gateway, True
+        return gateway, False
+
+    async def _check_token(self, token: str | None, account: str, gateway_id: str) -> None:
+        await auth.require(self._directory, self._settings.admin_token, token, "run", account, gateway_id)
+
+    async def _run_step(self, run: StepRun) -> GatewayResult | None:
+        step, options = run.step, run.options
+        url = run.provider.upstream_url(step.endpoint, run.request.account_id, self._upstream_override(run))
+        if step.query_string:
+            url = f"{url}?{step.query_string}"
+        record = self._new_record(run)
+        ttl = options.cache_ttl or run.gateway.cache_ttl or (DEFAULT_KEY_TTL_S if options.cache_key else 0)
+        if options.skip_cache or ttl <= 0:
+            return await self._call(run, record, url, "BYPASS" if options.skip_cache else "MISS", _no_publish)
+
+        key = self._cache_key(run, url)
+        cached = await self._cache.get(key)
+        waiting = None if cached is not None else self._coalescer.lead_or_follow(key)
+        if waiting is not None:
+            cached = await asyncio.shield(waiting)  # an identical request is in flight: share it
+        if cached is not None:
+            return self._serve_cached(run, record, cached)
+
+        leading = waiting is None
+        published = False
+
+        async def publish(response: CachedResponse | None) -> None:
+            nonlocal published
+            if published:
+                return
+            published = True
+            if response is not None:
+                await self._cache.set(key, response, ttl)
+            if leading:
+                self._coalescer.finish(key, response)
+
+        try:
+            result = await self._call(run, record, url, "MISS", publish)
+        except BaseException:
+            await publish(None)
+            raise
+        if result is None or not result.is_stream:
+            await publish(None)  # no-op when the response was already published
+        return result
+
+    def _upstream_override(self, run: StepRun) -> str | None:
+        return self._settings.upstream_override(run.provider.slug)
+
+    def _cache_key(self, run: StepRun, url: str) -> str:
+        step = run.step
+        credential_names = run.provider.credential_headers
+        credentials = [value for name, value in step.headers if name.lower() in credential_names]
+        return cache_key(
+            run.request.account_id,
+            run.request.gateway_id,
+            custom_key=run.options.cache_key,
+            provider=run.provider.slug,
+            method=step.method,
+            url=url,
+            body=step.body,
+            credentials=credentials,
+            stream=bool(_STREAM_FLAG.search(step.body)) or "alt=sse" in url,
+        )
+
+    def _new_record(self, run: StepRun) -> LogRecord:
+        options, request = run.options, run.request
+        record = LogRecord(
+            id=run.log_id,
+            account_id=request.account_id,
+            gateway_id=request.gateway_id,
+            provider=run.provider.slug,
+            path=run.step.endpoint,
+            request_type=request.request_type,
+            step=run.index,
+            event_id=run.event_id,
+            connection_id=request.connection_id,
+            user_agent=request.user_agent,
+            authenticated=run.authenticated,
+            metadata=options.metadata,
+            custom_cost=options.custom_cost,
+            model_in_path=run.provider.model_in_path,
+            keep_payload=options.collect_log_payload is not False,
+            body_limit=self._settings.log_body_max_bytes,
+            request_body=run.step.body,
+            request_content_type=next(
+                (v for n, v in run.step.headers if n.lower() == "content-type"), request.request_content_type
+            ),
+        )
+        return record
+
+    def _log(self, run: StepRun, record: LogRecord) -> None:
+        collect = run.options.collect_log
+        if collect if collect is not None else run.gateway.collect_logs:
+            self._sink.put(record)
+
+    def _retry_policy(self, run: StepRun) -> RetryPolicy:
+        options, gateway = run.options, run.gateway
+        timeout_ms = options.request_timeout_ms
+        return RetryPolicy(
+            max_attempts=options.max_attempts or gateway.retry_max_attempts or 1,
+            delay_ms=options.retry_delay_ms
+            if options.retry_delay_ms is not None
+            else gateway.retry_delay or 0,
+            backoff=options.backoff or gateway.retry_backoff or "constant",
+            first_byte_timeout_s=timeout_ms / 1000 if timeout_ms else None,
+            final_attempt_uncut=run.is_last,
+        )
+
+    def _serve_cached(self, run: StepRun, record: LogRecord, cached: CachedResponse) -> GatewayResult:
+        content_type = next((v for n, v in cached.headers if n.lower() == "content-type"), None)
+        record.cached = True
+        record.attempts = 0
+        record.response_content_type = content_type
+        record.add_response_bytes(cached.body)
+        record.mark_first_byte()
+        record.finish(cached.status, True)
+        self._log(run, record)
+        meta = run.meta(cached.status, "HIT", content_type)
+        headers = list(cached.headers)
+        if cached.chunks is not None:
+            return GatewayResult(cached.status, headers, meta, stream=ReplayStream(cached.chunks))
+        return GatewayResult(cached.status, headers, meta, body=cached.body)
+
+    async def _call(
+        self, run: StepRun, record: LogRecord, url: str, cache_status: str, publish: Publish
+    ) -> GatewayResult | None:
+        """The upstream call of one step. None: the step failed and a later step should run."""
+        step = run.step
+        request = self._client.build_request(step.method, url, headers=step.headers, content=step.body)
+        upstream_started = time.perf_counter()
+        try:
+            response, record.attempts = await send_with_retries(
+                self._client, request, self._retry_policy(run)
+            )
+        except UpstreamFailure as failure:
+            self._failed(run, record, str(failure), timed_out=failure.timed_out)
+            return None
+        record.mark_first_byte()
+        status = response.status_code
+        ok = 200 <= status < 300
+        content_type = response.headers.get("content-type")
+        record.response_content_type = content_type
+        headers = passthrough_headers(response)
+        meta = run.meta(status, cache_status, content_type)
+        if ok and content_type is not None and content_type.startswith("text/event-stream"):
+            meta.upstream_ms = (time.perf_counter() - upstream_started) * 1000
+            return GatewayResult(
+                status, headers, meta, stream=self._relay(run, record, response, headers, publish)
+            )
+        try:
+            body = await response.aread()
+        except httpx.HTTPError as exc:
+            self._failed(run, record, f"upstream body cut: {type(exc).__name__}", timed_out=False)
+            return None
+        finally:
+            await response.aclose()
+        meta.upstream_ms = (time.perf_counter() - upstream_started) * 1000
+        record.add_response_bytes(body)
+        record.finish(status, ok)
+        self._log(run, record)
+        if not ok and not run.is_last:
+            return None
+        if ok:
+            await publish(CachedResponse(status, tuple(headers), body))
+        return GatewayResult(status, headers, meta, body=body)
+
+    def _relay(
+        self, run: StepRun, record: LogRecord, response: httpx.Response, headers: list[tuple[str, str]],
+        publish: Publish,
+    ) -> UpstreamStream:  # fmt: skip
+        async def on_done(chunks: tuple[bytes, ...] | None) -> None:
+            self._log(run, record)
+            if chunks is None:
+                await publish(None)
+            else:
+                await publish(CachedResponse(response.status_code, tuple(headers), b"".join(chunks), chunks))
+
+        return UpstreamStream(response, record, on_done, self._settings.cache_max_entry_bytes)
+
+    def _failed(self, run: StepRun, record: LogRecord, message: str, *, timed_out: bool) -> None:
+        """Log a step that got no usable response; on the last step, raise 2012 or 2005."""
+        record.finish(None, False, message)
+        self._log(run, record)
+        if not run.is_last:
+            return
+        error: GatewayError = UpstreamTimeout() if timed_out else NoProviderResponse()
+        error.headers.update(run.error_headers())
+        raise error
+
+
+async def _no_publish(_response: CachedResponse | None) -> None:
+    return None

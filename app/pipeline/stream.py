@@ -1,0 +1,96 @@
+"""Streams handed to transports: the live upstream relay, and the replay of a cached stream.
+
+The relay passes upstream bytes through unchanged while it reads token usage from the events,
+keeps a bounded copy for the cache and the log, and finishes the log row exactly once, whether the
+stream ended cleanly, was cut by the upstream, or was abandoned by the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+
+from app.errors import StreamInterrupted
+from app.pipeline.logs import LogRecord
+from app.pipeline.sse import SSESplitter
+from app.providers.usage import Usage, loads_or_none
+
+# Called once at the end: the chunks when the stream completed cleanly and fit the cache, else None.
+OnDone = Callable[[tuple[bytes, ...] | None], Awaitable[None]]
+
+
+class UpstreamStream:
+    def __init__(
+        self,
+        response: httpx.Response,
+        record: LogRecord,
+        on_done: OnDone,
+        keep_chunks_up_to: int,
+    ) -> None:
+        self._response = response
+        self._record = record
+        self._on_done = on_done
+        self._keep_up_to = keep_chunks_up_to
+        self._chunks: list[bytes] | None = [] if keep_chunks_up_to > 0 else None
+        self._kept = 0
+        self._splitter = SSESplitter()
+        self._usage = Usage()
+        self._closed = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._relay()
+
+    async def _relay(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_bytes():
+                self._observe(chunk)
+                yield chunk
+        except httpx.HTTPError as exc:
+            await self._end(None, f"stream interrupted: {type(exc).__name__}")
+            raise StreamInterrupted("Upstream stream interrupted after it started") from None
+        await self._end(self._chunks, None)
+
+    def _observe(self, chunk: bytes) -> None:
+        self._record.add_response_bytes(chunk)
+        for event in self._splitter.feed(chunk):
+            if b"sage" in event.data:  # "usage" / "usageMetadata": parse only those events
+                self._usage.absorb(loads_or_none(event.data))
+        if self._chunks is not None:
+            self._kept += len(chunk)
+            if self._kept > self._keep_up_to:
+                self._chunks = None  # too large to cache; stop copying
+            else:
+                self._chunks.append(chunk)
+
+    async def _end(self, chunks: list[bytes] | None, error: str | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._response.aclose()
+        record = self._record
+        record.tokens_in, record.tokens_out = self._usage.tokens_in, self._usage.tokens_out
+        record.usage_known = True
+        record.finish(self._response.status_code, error is None, error)
+        await self._on_done(tuple(chunks) if chunks is not None and error is None else None)
+
+    async def aclose(self) -> None:
+        """Ends a stream the transport stopped reading (client gone, cancel): logged as failed."""
+        await self._end(None, "client closed the stream before it ended")
+
+
+class ReplayStream:
+    """A cached stream, replayed with the same chunks."""
+
+    def __init__(self, chunks: tuple[bytes, ...]) -> None:
+        self._chunks = chunks
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._replay()
+
+    async def _replay(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,117 @@
+"""The transport-neutral shapes that go into and come out of the pipeline.
+
+Transports (HTTP, WebSocket) translate their input into a `GatewayRequest` and encode the
+`GatewayResult`; nothing here knows about a framework object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, fields
+from typing import Literal, Protocol
+
+RequestType = Literal["universal", "provider", "compat", "websocket", "realtime"]
+CacheStatus = Literal["HIT", "MISS", "BYPASS"]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomCost:
+    per_token_in: float
+    per_token_out: float
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Per-request settings from `cf-aig-*` headers or a step's `config`. None means "not set here",
+    so that layers (step → request → session → gateway → server) can be stacked with `over`."""
+
+    authorization: str | None = None
+    skip_cache: bool | None = None
+    cache_ttl: int | None = None
+    cache_key: str | None = None
+    collect_log: bool | None = None
+    collect_log_payload: bool | None = None
+    metadata: dict[str, str | int | float | bool] | None = None
+    event_id: str | None = None
+    request_timeout_ms: int | None = None
+    max_attempts: int | None = None
+    retry_delay_ms: int | None = None
+    backoff: str | None = None
+    custom_cost: CustomCost | None = None
+    byok_alias: str | None = None
+
+    def over(self, base: Options) -> Options:
+        """These options with anything unset taken from `base`."""
+        if base is EMPTY_OPTIONS:
+            return self
+        if self is EMPTY_OPTIONS:
+            return base
+        values = {}
+        for f in fields(self):
+            mine = getattr(self, f.name)
+            values[f.name] = mine if mine is not None else getattr(base, f.name)
+        return Options(**values)
+
+
+EMPTY_OPTIONS = Options()
+
+
+@dataclass(slots=True)
+class Step:
+    """One provider call: a universal step, or the single step of a pass-through request."""
+
+    provider: str
+    endpoint: str  # path below the provider's base, without a leading "/"
+    body: bytes
+    headers: list[tuple[str, str]]  # forwarded upstream; cf-aig-* already removed
+    method: str = "POST"
+    query_string: str = ""
+    options: Options = EMPTY_OPTIONS
+    event_id: str | None = None
+
+
+@dataclass(slots=True)
+class GatewayRequest:
+    account_id: str
+    gateway_id: str
+    request_type: RequestType
+    steps: list[Step]
+    options: Options = EMPTY_OPTIONS  # request headers (HTTP) or session defaults (WebSocket)
+    user_agent: str | None = None
+    connection_id: str | None = None
+    request_content_type: str | None = None
+
+
+@dataclass(slots=True)
+class ResultMeta:
+    log_id: str
+    event_id: str
+    step: int
+    cache_status: CacheStatus
+    content_type: str | None
+    status: int
+    upstream_ms: float = 0.0
+    gateway_ms: float = 0.0
+
+
+class ResultStream(Protocol):
+    """Raw upstream bytes of a streamed response. Iterating may raise `StreamInterrupted` after
+    the first chunk; `aclose` must be called once the transport is done, whatever happened."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(slots=True)
+class GatewayResult:
+    status: int
+    headers: list[tuple[str, str]]
+    meta: ResultMeta
+    body: bytes | None = None
+    stream: ResultStream | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_stream(self) -> bool:
+        return self.stream is not None

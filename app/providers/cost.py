@@ -1,0 +1,35 @@
+"""Cost from the price table in `prices.json` (USD per token), kept as data so it is easy to update."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import orjson
+
+from app.pipeline.types import CustomCost
+
+
+@cache
+def price_table() -> dict[str, dict[str, tuple[float, float]]]:
+    raw = orjson.loads(resources.files("app.providers").joinpath("prices.json").read_bytes())
+    return {
+        provider: {model: (float(p[0]), float(p[1])) for model, p in models.items()}
+        for provider, models in raw["prices"].items()
+    }
+
+
+def cost_of(
+    provider: str, model: str | None, tokens_in: int | None, tokens_out: int | None, custom: CustomCost | None
+) -> float | None:
+    """None (not 0) when the model's price is unknown or no usage was reported."""
+    if tokens_in is None and tokens_out is None:
+        return None
+    if custom is not None:
+        prices = (custom.per_token_in, custom.per_token_out)
+    else:
+        found = price_table().get(provider, {}).get(model or "")
+        if found is None:
+            return None
+        prices = found
+    return (tokens_in or 0) * prices[0] + (tokens_out or 0) * prices[1]

@@ -1,0 +1,40 @@
+"""The one table from gateway errors to what a client receives: an HTTP response or a WebSocket
+frame, and the error event that ends an interrupted stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.errors import GatewayError, error_body
+
+
+def http_error_response(error: GatewayError) -> Response:
+    return Response(
+        orjson.dumps(error_body(error.code, error.message)),
+        status_code=error.status,
+        media_type="application/json",
+        headers=error.headers,
+    )
+
+
+async def gateway_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return http_error_response(exc)
+
+
+def ws_error_response(error: GatewayError) -> dict[str, Any]:
+    """The `response` of a `universal.created` frame carrying a gateway error (protocol.md §6)."""
+    return {"success": False, "errors": [{"code": error.code, "message": error.message}]}
+
+
+def stream_error_event(error: GatewayError) -> bytes:
+    """The one explicit SSE event that ends an interrupted stream over HTTP (never a fake [DONE])."""
+    return (
+        b"event: error\ndata: "
+        + orjson.dumps({"error": {"code": error.code, "message": error.message}})
+        + b"\n\n"
+    )

@@ -1,0 +1,203 @@
+"""HTTP surfaces: the universal endpoint and provider pass-through paths. Each handler only turns
+the request into a `GatewayRequest`, runs the pipeline, and encodes the result."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from app.errors import GatewayError, MalformedRequest, PayloadTooLarge
+from app.pipeline.options import split_headers
+from app.pipeline.run import Pipeline
+from app.pipeline.types import GatewayRequest, GatewayResult, Step
+from app.pipeline.universal import parse_universal_body, steps_from_universal
+from app.transports.errors import stream_error_event
+
+router = APIRouter(tags=["gateway"])
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+# Not forwarded to a provider: hop-by-hop headers, and those httpx sets for the upstream connection.
+_NOT_FORWARDED = frozenset(
+    {
+        "host", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+        "proxy-authorization", "proxy-connection", "content-length", "accept-encoding",
+    }
+)  # fmt: skip
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+UNIVERSAL_BODY_SCHEMA: dict[str, Any] = {
+    "description": "One step object, or an array of steps tried in order (a fallback chain).",
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [{"$ref": "#/components/schemas/UniversalStep"}, {
+                    "type": "array", "items": {"$ref": "#/components/schemas/UniversalStep"}
+                }],
+            },
+            "example": {
+                "provider": "openai",
+                "endpoint": "chat/completions",
+                "headers": {"Authorization": "Bearer sk-…", "Content-Type": "application/json"},
+                "query": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]},
+            },
+        }
+    },
+}  # fmt: skip
+
+
+def _pipeline(request: Request) -> Pipeline:
+    pipeline: Pipeline = request.app.state.pipeline
+    return pipeline
+
+
+def _check_ids(account_id: str, gateway_id: str) -> None:
+    if not _ID.match(account_id) or not _ID.match(gateway_id):
+        raise MalformedRequest("Account and gateway ids must match ^[A-Za-z0-9_-]{1,64}$")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 2011 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decoded_headers(request: Request) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.scope["headers"]]
+
+
+@router.post(
+    "/v1/{account_id}/{gateway_id}",
+    summary="Universal endpoint",
+    description="Send one provider request, or an array of them tried in order until one succeeds.",
+    openapi_extra={"requestBody": UNIVERSAL_BODY_SCHEMA},
+    response_description="The answering provider's response, passed through unchanged.",
+)
+@router.post("/v1/{account_id}/{gateway_id}/", include_in_schema=False)
+async def universal(request: Request, account_id: str, gateway_id: str) -> GatewayResponse:
+    _check_ids(account_id, gateway_id)
+    options, _ = split_headers(_decoded_headers(request))
+    body = await read_body(request, request.app.state.settings.max_body_bytes)
+    steps = steps_from_universal(parse_universal_body(body))
+    gateway_request = GatewayRequest(
+        account_id, gateway_id, "universal", steps, options, user_agent=request.headers.get("user-agent")
+    )
+    return GatewayResponse(await _pipeline(request).run(gateway_request), with_step=True)
+
+
+@router.api_route(
+    "/v1/{account_id}/{gateway_id}/{provider}/{path:path}",
+    methods=_ALL_METHODS,
+    summary="Provider pass-through",
+    description="The provider's own API: method, query, headers and body are forwarded as they are "
+    "(minus cf-aig-* settings), and the response or stream comes back unchanged.",
+)
+async def provider_passthrough(
+    request: Request, account_id: str, gateway_id: str, provider: str, path: str
+) -> GatewayResponse:
+    _check_ids(account_id, gateway_id)
+    if not _SLUG.match(provider):
+        raise MalformedRequest("Invalid provider slug")
+    options, forward = split_headers(_decoded_headers(request))
+    body = await read_body(request, request.app.state.settings.max_body_bytes)
+    step = Step(
+        provider=provider,
+        endpoint=path,
+        body=body,
+        headers=[(n, v) for n, v in forward if n.lower() not in _NOT_FORWARDED],
+        method=request.method,
+        query_string=request.scope["query_string"].decode("latin-1"),
+    )
+    gateway_request = GatewayRequest(
+        account_id,
+        gateway_id,
+        "provider",
+        [step],
+        options,
+        user_agent=request.headers.get("user-agent"),
+        request_content_type=request.headers.get("content-type"),
+    )
+    return GatewayResponse(await _pipeline(request).run(gateway_request))
+
+
+def result_headers(result: GatewayResult, with_step: bool) -> list[tuple[bytes, bytes]]:
+    meta = result.meta
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in result.headers]
+    headers += [
+        (b"cf-aig-log-id", meta.log_id.encode()),
+        (b"cf-aig-event-id", meta.event_id.encode("latin-1", "replace")),
+        (b"cf-aig-cache-status", meta.cache_status.encode()),
+        (
+            b"server-timing",
+            f"gateway;dur={meta.gateway_ms:.2f}, upstream;dur={meta.upstream_ms:.2f}".encode(),
+        ),
+    ]
+    if with_step:
+        headers.append((b"cf-aig-step", str(meta.step).encode()))
+    return headers
+
+
+class GatewayResponse(Response):
+    """An ASGI response for a pipeline result: a body, or a stream relayed as it arrives.
+
+    A stream is stopped as soon as the client disconnects (so the upstream call is not left
+    running), ends with one explicit error event if the upstream cuts it, and is always closed.
+    """
+
+    def __init__(self, result: GatewayResult, with_step: bool = False) -> None:
+        # Deliberately not Response.__init__: headers and body are sent as they come.
+        self.result = result
+        self.with_step = with_step
+        self.status_code = result.status
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        result = self.result
+        headers = result_headers(result, self.with_step)
+        if result.stream is None:
+            body = result.body or b""
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": result.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        try:
+            await send({"type": "http.response.start", "status": result.status, "headers": headers})
+            relay = asyncio.ensure_future(self._relay(send))
+            watch = asyncio.ensure_future(_wait_for_disconnect(receive))
+            await asyncio.wait((relay, watch), return_when=asyncio.FIRST_COMPLETED)
+            for task in (relay, watch):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await relay
+        finally:
+            await result.stream.aclose()
+
+    async def _relay(self, send: Send) -> None:
+        assert self.result.stream is not None
+        try:
+            async for chunk in self.result.stream:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except GatewayError as error:
+            await send({"type": "http.response.body", "body": stream_error_event(error), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

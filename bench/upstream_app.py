@@ -1,0 +1,64 @@
+"""A minimal, fast fake OpenAI upstream for benchmarks (raw ASGI, fixed answers), so that the
+numbers measure the gateway and not the fake. Run: uvicorn bench.upstream_app:app --port N."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Hello from the bench"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+    }
+).encode()
+
+
+def _chunk(content: str) -> bytes:
+    body = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000,
+            "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]}  # fmt: skip
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+STREAM_EVENTS = [_chunk(word + " ") for word in "Hello from the bench stream".split()]
+USAGE_EVENT = (
+    b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","choices":[],'
+    b'"usage":{"prompt_tokens":5,"completion_tokens":5,"total_tokens":10}}\n\n'
+)
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if b'"stream":true' in body.replace(b" ", b""):
+        gap = float(dict(scope["headers"]).get(b"x-bench-chunk-gap-ms", b"0")) / 1000
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})  # fmt: skip
+        for event in [*STREAM_EVENTS, USAGE_EVENT, b"data: [DONE]\n\n"]:
+            if gap:
+                await asyncio.sleep(gap)
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(COMPLETION)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": COMPLETION})
