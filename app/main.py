@@ -22,6 +22,7 @@ from app.pipeline.logs import LogSink
 from app.pipeline.run import Pipeline
 from app.settings import Settings
 from app.transports import http as http_transport
+from app.transports import ws as ws_transport
 from app.transports.docs import UniversalStep
 from app.transports.errors import gateway_error_handler
 
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     _include_management(app)
     app.include_router(http_transport.router)
+    app.include_router(ws_transport.router)
     app.openapi = lambda: _openapi_with_universal_step(app)  # type: ignore[method-assign]
     return app
 

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     cache_max_bytes: int = 256 * 1024 * 1024
     cache_max_entry_bytes: int = 8 * 1024 * 1024
 
+    # Universal WebSocket sessions.
+    ws_max_frame_bytes: int = 10 * 1024 * 1024
+    ws_max_in_flight: int = 64
+    ws_idle_timeout_s: float = 300.0
+    ws_send_queue_frames: int = 64  # frames buffered for a slow reader before producers wait
+    ws_ping_interval_s: float = 20.0
+    shutdown_grace_s: float = 30.0
+
     # In-process config caches (gateways, tokens): how long a lookup is trusted.
     config_cache_ttl_s: float = 1.0
 

@@ -15,11 +15,6 @@ GatewayId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 INT32_MAX = 2**31 - 1
 
 
-def now() -> datetime:
-    """Aware UTC: the models' datetime columns (sqlmodel UTCDateTime) refuse naive values."""
-    return datetime.now(UTC)
-
-
 def as_utc(value: datetime) -> datetime:
     """Naive datetimes are taken to be UTC (that is how SQLite hands them back)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

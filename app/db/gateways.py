@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.db.fields import INT32_MAX, GatewayId, UtcDatetime, now
-from app.db.models import Gateway, GatewayBase, Log
+from app.db.fields import INT32_MAX, GatewayId, UtcDatetime
+from app.db.models import Gateway, GatewayBase, Log, utcnow
 
 
 class GatewayExists(Exception):
@@ -52,7 +52,7 @@ class GatewayPublic(GatewayBase):
 async def create_gateway(session: AsyncSession, account_id: str, data: GatewayCreate) -> Gateway:
     if await session.get(Gateway, (account_id, data.id)) is not None:
         raise GatewayExists(data.id)
-    stamp = now()
+    stamp = utcnow()
     row = Gateway.model_validate(
         data, update={"account_id": account_id, "created_at": stamp, "modified_at": stamp}
     )
@@ -93,7 +93,7 @@ async def list_gateways(
 
 async def update_gateway(session: AsyncSession, row: Gateway, data: GatewayUpdate) -> Gateway:
     row.sqlmodel_update(data.model_dump(exclude_unset=True))
-    row.modified_at = now()
+    row.modified_at = utcnow()
     session.add(row)
     await session.commit()
     await session.refresh(row)

@@ -16,8 +16,8 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import security
-from app.db.fields import ID_PATTERN, UtcDatetime, as_utc, now
-from app.db.models import Token
+from app.db.fields import ID_PATTERN, UtcDatetime, as_utc
+from app.db.models import Token, utcnow
 
 Permission = Literal["run", "read", "edit"]
 PERMISSIONS: tuple[Permission, ...] = ("run", "read", "edit")
@@ -53,7 +53,7 @@ class TokenCreate(SQLModel):
         if value is None:
             return None
         value = as_utc(value)
-        if value <= now():
+        if value <= utcnow():
             raise ValueError("must be in the future")
         return value
 
@@ -82,7 +82,6 @@ async def create_token(session: AsyncSession, account_id: str, data: TokenCreate
         token_hash=token_hash,
         permissions=list(data.permissions),
         gateways=list(data.gateways),
-        created_at=now(),
         expires_on=data.expires_on,
     )
     session.add(row)
@@ -110,7 +109,7 @@ async def list_tokens(
 async def revoke_token(session: AsyncSession, row: Token) -> Token:
     """Mark the token revoked (idempotent: a second revocation keeps the first time)."""
     if row.revoked_at is None:
-        row.revoked_at = now()
+        row.revoked_at = utcnow()
         session.add(row)
         await session.commit()
         await session.refresh(row)

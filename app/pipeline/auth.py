@@ -30,7 +30,9 @@ class Principal:
         return gateway_id is None or self.gateways is None or gateway_id in self.gateways
 
 
-ADMIN = Principal(token_id=None, account_id=None, permissions=frozenset({"run", "read", "edit"}), gateways=None)
+ADMIN = Principal(
+    token_id=None, account_id=None, permissions=frozenset({"run", "read", "edit"}), gateways=None
+)
 
 
 async def identify(directory: Directory, admin_token: str | None, raw_header: str | None) -> Principal:

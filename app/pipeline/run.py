@@ -94,7 +94,7 @@ class Pipeline:
         started = time.perf_counter()
         gateway, authenticated = await self.admit(request)
         providers = [get_provider(step.provider) for step in request.steps]  # 2008 before any call
-        first_log_id = new_log_id()
+        first_log_id = request.log_id or new_log_id()
         event_id = next((s.event_id for s in request.steps if s.event_id), None)
         event_id = event_id or request.options.event_id or first_log_id
         last = len(request.steps) - 1
@@ -124,6 +124,17 @@ class Pipeline:
             await self._check_token(token, account, gateway_id)
             return gateway, True
         return gateway, False
+
+    async def open_session(self, account_id: str, gateway_id: str, token: str | None) -> GatewayConfig:
+        """Admission of a WebSocket session: a valid `run` token is required whatever the gateway's
+        `authentication` setting (protocol.md §5)."""
+        await self._check_token(token, account_id, gateway_id)
+        gateway = await self._directory.gateway(account_id, gateway_id)
+        if gateway is None:
+            if gateway_id != "default":
+                raise GatewayNotFound()
+            gateway = await self._directory.ensure_default_gateway(account_id)
+        return gateway
 
     async def _check_token(self, token: str | None, account: str, gateway_id: str) -> None:
         await auth.require(self._directory, self._settings.admin_token, token, "run", account, gateway_id)

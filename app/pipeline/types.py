@@ -80,6 +80,7 @@ class GatewayRequest:
     user_agent: str | None = None
     connection_id: str | None = None
     request_content_type: str | None = None
+    log_id: str | None = None  # the first step's log id, when the caller needs it before the run
 
 
 @dataclass(slots=True)

@@ -58,7 +58,7 @@ def _pipeline(request: Request) -> Pipeline:
     return pipeline
 
 
-def _check_ids(account_id: str, gateway_id: str) -> None:
+def check_ids(account_id: str, gateway_id: str) -> None:
     if not _ID.match(account_id) or not _ID.match(gateway_id):
         raise MalformedRequest("Account and gateway ids must match ^[A-Za-z0-9_-]{1,64}$")
 
@@ -91,7 +91,7 @@ def _decoded_headers(request: Request) -> list[tuple[str, str]]:
 )
 @router.post("/v1/{account_id}/{gateway_id}/", include_in_schema=False)
 async def universal(request: Request, account_id: str, gateway_id: str) -> GatewayResponse:
-    _check_ids(account_id, gateway_id)
+    check_ids(account_id, gateway_id)
     options, _ = split_headers(_decoded_headers(request))
     body = await read_body(request, request.app.state.settings.max_body_bytes)
     steps = steps_from_universal(parse_universal_body(body))
@@ -111,7 +111,7 @@ async def universal(request: Request, account_id: str, gateway_id: str) -> Gatew
 async def provider_passthrough(
     request: Request, account_id: str, gateway_id: str, provider: str, path: str
 ) -> GatewayResponse:
-    _check_ids(account_id, gateway_id)
+    check_ids(account_id, gateway_id)
     if not _SLUG.match(provider):
         raise MalformedRequest("Invalid provider slug")
     options, forward = split_headers(_decoded_headers(request))

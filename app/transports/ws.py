@@ -1,0 +1,262 @@
+"""The universal WebSocket session (protocol.md §6): one connection, many requests, each run
+through the same pipeline as HTTP. This module only frames: JSON in, `universal.*` frames out.
+
+Memory stays bounded for a client that stops reading: frames go through one bounded queue to a
+single writer, so producers (and with them the upstream reads) wait when it is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+from uuid import uuid4
+
+import orjson
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from app.errors import GatewayError, MalformedRequest, PayloadTooLarge, RateLimited
+from app.pipeline.logs import new_log_id
+from app.pipeline.options import split_headers
+from app.pipeline.run import Pipeline
+from app.pipeline.sse import SSEEvent, SSESplitter
+from app.pipeline.types import GatewayRequest, GatewayResult, Options
+from app.pipeline.universal import first_event_id, steps_from_universal
+from app.settings import Settings
+from app.transports.errors import http_error_response, ws_error_response
+from app.transports.http import check_ids
+
+router = APIRouter()
+logger = logging.getLogger("aigw.ws")
+
+SUBPROTOCOL_PREFIX = "cf-aig-authorization."
+
+
+def handshake_token(websocket: WebSocket) -> tuple[str | None, str | None]:
+    """(token, subprotocol to select). Browsers cannot set headers, so a token may come as the
+    subprotocol entry `cf-aig-authorization.<token>`; the handshake must then select that entry."""
+    for entry in websocket.scope.get("subprotocols", []):
+        if entry.startswith(SUBPROTOCOL_PREFIX) and len(entry) > len(SUBPROTOCOL_PREFIX):
+            return entry[len(SUBPROTOCOL_PREFIX) :], entry
+    return websocket.headers.get("cf-aig-authorization"), None
+
+
+@router.websocket("/v1/{account_id}/{gateway_id}")
+@router.websocket("/v1/{account_id}/{gateway_id}/")
+async def universal_session(websocket: WebSocket, account_id: str, gateway_id: str) -> None:
+    pipeline: Pipeline = websocket.app.state.pipeline
+    token, subprotocol = handshake_token(websocket)
+    try:
+        check_ids(account_id, gateway_id)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in websocket.scope["headers"]]
+        options, _ = split_headers(headers)
+        if subprotocol is not None:
+            options = Options(authorization=token).over(options)
+        await pipeline.open_session(account_id, gateway_id, options.authorization)
+    except GatewayError as error:
+        await _refuse(websocket, error)
+        return
+    await websocket.accept(subprotocol=subprotocol)
+    session = Session(websocket, pipeline, websocket.app.state.settings, account_id, gateway_id, options)
+    await session.serve()
+
+
+async def _refuse(websocket: WebSocket, error: GatewayError) -> None:
+    try:
+        await websocket.send_denial_response(http_error_response(error))
+    except RuntimeError:  # the server cannot send a denial response: a close becomes a 403
+        await websocket.close(code=1008)
+
+
+def _json_or_string(raw: bytes) -> bytes:
+    """Upstream JSON spliced into the frame as it is (no re-serialising); anything else as a string."""
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return orjson.dumps(raw.decode("utf-8", "replace"))
+    return raw
+
+
+def _frame(kind: str, metadata: dict[str, Any], response: bytes | None = None) -> bytes:
+    head = b'{"type":"' + kind.encode() + b'","metadata":' + orjson.dumps(metadata)
+    return head + (b',"response":' + response + b"}" if response is not None else b"}")
+
+
+def result_metadata(result: GatewayResult) -> dict[str, Any]:
+    meta = result.meta
+    return {
+        "cacheStatus": meta.cache_status,
+        "eventId": meta.event_id,
+        "logId": meta.log_id,
+        "step": str(meta.step),
+        "contentType": meta.content_type,
+        "status": meta.status,
+    }
+
+
+class Session:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        pipeline: Pipeline,
+        settings: Settings,
+        account_id: str,
+        gateway_id: str,
+        defaults: Options,
+    ) -> None:
+        self._ws = websocket
+        self._pipeline = pipeline
+        self._settings = settings
+        self._account_id = account_id
+        self._gateway_id = gateway_id
+        self._defaults = defaults
+        self._user_agent = websocket.headers.get("user-agent")
+        self.connection_id = str(uuid4())
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue(settings.ws_send_queue_frames)
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+
+    async def serve(self) -> None:
+        writer = asyncio.create_task(self._write_frames())
+        try:
+            await self._read_frames()
+        finally:
+            for task in list(self._in_flight.values()):
+                task.cancel()
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def _write_frames(self) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            while True:
+                frame = await self._outbox.get()
+                await self._ws.send({"type": "websocket.send", "text": frame.decode()})
+
+    async def _send(self, frame: bytes) -> None:
+        await self._outbox.put(frame)
+
+    async def _read_frames(self) -> None:
+        while True:
+            idle = None if self._in_flight else self._settings.ws_idle_timeout_s
+            try:
+                async with asyncio.timeout(idle):
+                    message = await self._ws.receive()
+            except TimeoutError:
+                await self._ws.close(code=1000, reason="idle timeout")
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            data = raw.encode() if raw is not None else message.get("bytes") or b""
+            await self._handle(data)
+
+    async def _handle(self, data: bytes) -> None:
+        if len(data) > self._settings.ws_max_frame_bytes:
+            await self._send_error(PayloadTooLarge("Frame too large"), None)
+            return
+        try:
+            frame = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            await self._send_error(MalformedRequest("Frame is not valid JSON"), None)
+            return
+        if not isinstance(frame, dict):
+            await self._send_error(MalformedRequest("Frame must be a JSON object"), None)
+            return
+        kind = frame.get("type")
+        if kind == "universal.create":
+            await self._create(frame.get("request"))
+        elif kind == "universal.cancel":
+            await self._cancel(frame.get("eventId"))
+        else:
+            event_id = first_event_id(frame.get("request"))
+            await self._send_error(MalformedRequest(f"Unknown frame type: {str(kind)[:64]}"), event_id)
+
+    async def _create(self, payload: Any) -> None:
+        event_id = first_event_id(payload)
+        if payload is None:
+            await self._send_error(MalformedRequest("'request' is required"), event_id)
+            return
+        if event_id is not None and event_id in self._in_flight:
+            await self._send_error(MalformedRequest(f"eventId {event_id} is already in flight"), event_id)
+            return
+        if len(self._in_flight) >= self._settings.ws_max_in_flight:
+            await self._send_error(RateLimited("Too many requests in flight on this connection"), event_id)
+            return
+        try:
+            steps = steps_from_universal(payload)
+        except GatewayError as error:
+            await self._send_error(error, event_id)
+            return
+        log_id = new_log_id()
+        event_id = event_id or log_id
+        request = GatewayRequest(
+            self._account_id, self._gateway_id, "websocket", steps, self._defaults,
+            user_agent=self._user_agent, connection_id=self.connection_id,
+            request_content_type="application/json", log_id=log_id,
+        )  # fmt: skip
+        task = asyncio.create_task(self._run(event_id, request))
+        self._in_flight[event_id] = task
+        task.add_done_callback(lambda _t: self._in_flight.pop(event_id, None))
+
+    async def _cancel(self, event_id: Any) -> None:
+        task = self._in_flight.get(event_id) if isinstance(event_id, str) else None
+        if task is None:
+            error = MalformedRequest("No request in flight with that eventId")
+            await self._send_error(error, event_id if isinstance(event_id, str) else None)
+            return
+        task.cancel()
+
+    async def _run(self, event_id: str, request: GatewayRequest) -> None:
+        metadata: dict[str, Any] = {"eventId": event_id}
+        try:
+            result = await self._pipeline.run(request)
+            metadata = result_metadata(result)
+            if result.stream is None:
+                await self._send(_frame("universal.created", metadata, _json_or_string(result.body or b"")))
+            else:
+                await self._relay(result, metadata)
+        except GatewayError as error:
+            await self._send_error(error, event_id)
+        except asyncio.CancelledError:
+            with contextlib.suppress(asyncio.QueueFull):
+                self._outbox.put_nowait(_frame("universal.done", {**metadata, "cancelled": True}))
+        except Exception:
+            logger.exception("websocket request %s failed", event_id)
+            await self._send_error(GatewayError("Internal error"), event_id)
+
+    async def _relay(self, result: GatewayResult, metadata: dict[str, Any]) -> None:
+        assert result.stream is not None
+        event_only = {"eventId": metadata["eventId"]}
+        splitter = SSESplitter()
+        try:
+            await self._send(_frame("universal.created", metadata))
+            try:
+                async for chunk in result.stream:
+                    for event in splitter.feed(chunk):
+                        await self._send_event(event, event_only)
+                for event in splitter.close():
+                    await self._send_event(event, event_only)
+            except GatewayError as error:
+                failure = {"code": error.code, "message": error.message}
+                await self._send(_frame("universal.done", {**metadata, "success": False, "error": failure}))
+                return
+            await self._send(_frame("universal.done", metadata))
+        finally:
+            await result.stream.aclose()
+
+    async def _send_event(self, event: SSEEvent, metadata: dict[str, Any]) -> None:
+        if not event.data or event.data == b"[DONE]":
+            return
+        await self._send(_frame("universal.stream", metadata, _json_or_string(event.data)))
+
+    async def _send_error(self, error: GatewayError, event_id: str | None) -> None:
+        metadata: dict[str, Any] = {"status": error.status}
+        if event_id is not None:
+            metadata["eventId"] = event_id
+        if "cf-aig-log-id" in error.headers:
+            metadata["logId"] = error.headers["cf-aig-log-id"]
+            metadata["step"] = error.headers.get("cf-aig-step", "0")
+        await self._send(_frame("universal.created", metadata, orjson.dumps(ws_error_response(error))))
