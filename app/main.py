@@ -12,6 +12,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
+from httpx_aiohttp import AiohttpTransport
 
 from app.api import health
 from app.db.directory import Directory
@@ -40,7 +41,13 @@ Per-request settings travel in `cf-aig-*` headers; see the protocol document in 
 
 def build_http_client(settings: Settings) -> httpx.AsyncClient:
     """The one pooled client for every upstream call."""
+    limits = httpx.Limits(
+        max_connections=settings.max_upstream_connections,
+        max_keepalive_connections=settings.max_upstream_connections,
+        keepalive_expiry=30,
+    )
     return httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits, trust_env=False),
         timeout=httpx.Timeout(settings.upstream_timeout_s, connect=settings.connect_timeout_s),
         limits=httpx.Limits(
             max_connections=settings.max_upstream_connections,

@@ -189,13 +189,15 @@ async def report(proc: psutil.Process, upstream_port: int, gateway_port: int, to
                 upstream_port, direct_path, body_maker(stream, "d" + tag), count, concurrency
             )
             cpu_before = cpu_seconds(proc)
-            gw_rps, gw_lat = await run_load(gateway_port, gateway_path, body_maker(stream, "g" + tag), count, concurrency)
+            gw_rps, gw_lat = await run_load(
+                gateway_port, gateway_path, body_maker(stream, "g" + tag), count, concurrency
+            )
             cpu_per_request = (cpu_seconds(proc) - cpu_before) / count * 1000
             print(
-                f"{kind:14s} c={concurrency:<3d} direct {direct_rps:7.0f} req/s p50 {pct(direct_lat, .5):6.2f} ms"
-                f" | gateway {gw_rps:7.0f} req/s p50 {pct(gw_lat, .5):6.2f} p99 {pct(gw_lat, .99):6.2f} ms"
-                f" | added p50 {pct(gw_lat, .5) - pct(direct_lat, .5):+.2f} ms"
-                f" p99 {pct(gw_lat, .99) - pct(direct_lat, .99):+.2f} ms"
+                f"{kind:14s} c={concurrency:<3d} direct {direct_rps:7.0f} req/s p50 {pct(direct_lat, 0.5):6.2f} ms"
+                f" | gateway {gw_rps:7.0f} req/s p50 {pct(gw_lat, 0.5):6.2f} p99 {pct(gw_lat, 0.99):6.2f} ms"
+                f" | added p50 {pct(gw_lat, 0.5) - pct(direct_lat, 0.5):+.2f} ms"
+                f" p99 {pct(gw_lat, 0.99) - pct(direct_lat, 0.99):+.2f} ms"
                 f" | gateway CPU {cpu_per_request:.3f} ms/req"
             )
     await asyncio.sleep(1)

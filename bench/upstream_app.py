@@ -14,7 +14,11 @@ COMPLETION = json.dumps(
         "created": 1700000000,
         "model": "gpt-4o-mini",
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "Hello from the bench"}, "finish_reason": "stop"}
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello from the bench"},
+                "finish_reason": "stop",
+            }
         ],
         "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
     }
@@ -27,7 +31,7 @@ def _chunk(content: str) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
-STREAM_EVENTS = [_chunk(word + " ") for word in "Hello from the bench stream".split()]
+STREAM_EVENTS = [_chunk(word + " ") for word in ["Hello", "from", "the", "bench", "stream"]]
 USAGE_EVENT = (
     b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","choices":[],'
     b'"usage":{"prompt_tokens":5,"completion_tokens":5,"total_tokens":10}}\n\n'

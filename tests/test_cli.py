@@ -102,13 +102,9 @@ def test_tokens_create_rejects_bad_input(aigw: Run) -> None:
 
 
 def test_gateways_create_and_list(aigw: Run) -> None:
-    created = json_lines(
-        aigw(
-            "gateways", "create", "--account", "acct1", "--id", "gw1", "--authentication",
-            "--cache-ttl", "30", "--no-collect-logs",
-            "--rate-limit", "10", "--rate-limit-interval", "60", "--rate-limit-technique", "sliding",
-        ).stdout  # fmt: skip
-    )[0]
+    options = ["--authentication", "--cache-ttl", "30", "--no-collect-logs", "--rate-limit", "10"]
+    options += ["--rate-limit-interval", "60", "--rate-limit-technique", "sliding"]
+    created = json_lines(aigw("gateways", "create", "--account", "acct1", "--id", "gw1", *options).stdout)[0]
     assert created["id"] == "gw1" and created["authentication"] is True and created["collect_logs"] is False
     assert created["cache_ttl"] == 30 and created["rate_limiting_limit"] == 10
     assert created["rate_limiting_interval"] == 60 and created["rate_limiting_technique"] == "sliding"

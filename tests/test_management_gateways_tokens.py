@@ -47,7 +47,9 @@ class Api:
         assert response.status_code != 500, response.text
         return response
 
-    async def mint(self, permissions: list[str], gateways: list[str] | None = None, account: str = ACCT) -> str:
+    async def mint(
+        self, permissions: list[str], gateways: list[str] | None = None, account: str = ACCT
+    ) -> str:
         body = {"name": "t", "permissions": permissions, "gateways": gateways or ["*"]}
         response = await self.call("POST", f"/client/v4/accounts/{account}/tokens", json=body)
         assert response.status_code == 200, response.text
@@ -89,7 +91,9 @@ def errors_of(response: httpx.Response) -> list[dict[str, Any]]:
 
 
 async def test_gateway_crud_as_admin(api: Api) -> None:
-    created = await api.call("POST", GW, json={"id": "gw1", "cache_ttl": 60, "rate_limiting_technique": "sliding"})
+    created = await api.call(
+        "POST", GW, json={"id": "gw1", "cache_ttl": 60, "rate_limiting_technique": "sliding"}
+    )
     assert created.status_code == 200, created.text
     body = created.json()
     assert body["success"] is True and body["errors"] == [] and body["messages"] == []
@@ -236,7 +240,9 @@ async def test_other_paths_keep_fastapis_default_errors(api: Api) -> None:
 async def test_token_create_list_get_revoke(api: Api) -> None:
     expires = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     created = await api.call(
-        "POST", TOK, json={"name": "ci", "permissions": ["read", "run"], "gateways": ["gw1"], "expires_on": expires}
+        "POST",
+        TOK,
+        json={"name": "ci", "permissions": ["read", "run"], "gateways": ["gw1"], "expires_on": expires},
     )
     assert created.status_code == 200, created.text
     token = created.json()["result"]
@@ -340,7 +346,9 @@ async def test_token_of_another_account_is_403(api: Api) -> None:
     other = await api.mint(["read", "edit"], account="other")
     assert (await api.call("GET", GW, token=other)).status_code == 403
     assert (await api.call("POST", TOK, token=other, json={"permissions": ["read"]})).status_code == 403
-    assert (await api.call("GET", "/client/v4/accounts/other/ai-gateway/gateways", token=other)).status_code == 200
+    assert (
+        await api.call("GET", "/client/v4/accounts/other/ai-gateway/gateways", token=other)
+    ).status_code == 200
 
 
 async def test_gateway_limited_token(api: Api) -> None:

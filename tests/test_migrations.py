@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import inspect, pool, text
@@ -27,8 +28,11 @@ INDEXES = {
 }
 
 
-def _run_sync(database_url: str, fn):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
+T = TypeVar("T")
+
+
+def _run_sync(database_url: str, fn: Callable[[Connection], T]) -> T:
+    async def go() -> T:
         engine = create_async_engine(async_url(database_url), poolclass=pool.NullPool)
         try:
             async with engine.connect() as connection:
@@ -44,7 +48,7 @@ def schema(database_url: str) -> dict[str, set[str]]:
 
     def read(connection: Connection) -> dict[str, set[str]]:
         inspector = inspect(connection)
-        return {t: {i["name"] for i in inspector.get_indexes(t)} for t in inspector.get_table_names()}
+        return {t: {str(i["name"]) for i in inspector.get_indexes(t)} for t in inspector.get_table_names()}
 
     return _run_sync(database_url, read)
 

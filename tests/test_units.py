@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import MalformedRequest, UnknownProvider
-from app.pipeline.cache import MemoryCache, CachedResponse, cache_key
+from app.pipeline.cache import CachedResponse, MemoryCache, cache_key
 from app.pipeline.options import parse_options, split_headers
 from app.pipeline.retry import RetryPolicy
 from app.pipeline.sse import SSESplitter
@@ -102,7 +102,12 @@ def test_universal_steps() -> None:
                 "config": {"requestTimeout": 500},
                 "eventId": "e1",
             },
-            {"provider": "workers-ai", "endpoint": "@cf/x", "authorization": "Bearer b", "query": {"prompt": "p"}},
+            {
+                "provider": "workers-ai",
+                "endpoint": "@cf/x",
+                "authorization": "Bearer b",
+                "query": {"prompt": "p"},
+            },
         ]
     )
     first, second = steps
@@ -137,7 +142,7 @@ def test_first_event_id_reads_broken_requests() -> None:
 
 def test_sse_splitter_across_chunks() -> None:
     splitter = SSESplitter()
-    assert splitter.feed(b"event: message_start\r\ndata: {\"a\"") == []
+    assert splitter.feed(b'event: message_start\r\ndata: {"a"') == []
     events = splitter.feed(b": 1}\r\n\r\n: keep-alive\n\ndata: [DONE]\n\n")
     assert [(e.event, e.data) for e in events] == [("message_start", b'{"a": 1}'), (None, b"[DONE]")]
 
@@ -145,7 +150,9 @@ def test_sse_splitter_across_chunks() -> None:
 def test_usage_every_format() -> None:
     openai = usage_from_body(b'{"usage": {"prompt_tokens": 3, "completion_tokens": 4}}')
     anthropic = usage_from_body(b'{"usage": {"input_tokens": 5, "output_tokens": 6}}')
-    workers = usage_from_body(b'{"result": {"response": "x", "usage": {"prompt_tokens": 7, "completion_tokens": 8}}}')
+    workers = usage_from_body(
+        b'{"result": {"response": "x", "usage": {"prompt_tokens": 7, "completion_tokens": 8}}}'
+    )
     google = usage_from_body(b'{"usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 10}}')
     assert [(u.tokens_in, u.tokens_out) for u in (openai, anthropic, workers, google)] == [
         (3, 4), (5, 6), (7, 8), (9, 10)
@@ -154,12 +161,19 @@ def test_usage_every_format() -> None:
 
 def test_model_sources() -> None:
     assert model_from_request(b'{"model": "gpt-4o"}', "chat/completions", False) == "gpt-4o"
-    assert model_from_request(b"{}", "@cf/meta/llama-3.1-8b-instruct", True) == "@cf/meta/llama-3.1-8b-instruct"
-    assert model_from_request(b"{}", "v1beta/models/gemini-2.0-flash:generateContent", True) == "gemini-2.0-flash"
+    assert (
+        model_from_request(b"{}", "@cf/meta/llama-3.1-8b-instruct", True) == "@cf/meta/llama-3.1-8b-instruct"
+    )
+    assert (
+        model_from_request(b"{}", "v1beta/models/gemini-2.0-flash:generateContent", True)
+        == "gemini-2.0-flash"
+    )
 
 
 def test_cost() -> None:
-    assert cost_of("openai", "gpt-4o-mini", 1000, 1000, None) == pytest.approx(1000 * 1.5e-07 + 1000 * 6.0e-07)
+    assert cost_of("openai", "gpt-4o-mini", 1000, 1000, None) == pytest.approx(
+        1000 * 1.5e-07 + 1000 * 6.0e-07
+    )
     assert cost_of("openai", "no-such-model", 10, 10, None) is None
     assert cost_of("openai", "no-such-model", 10, 20, CustomCost(0.5, 1.0)) == 25.0
 
@@ -197,9 +211,12 @@ def test_provider_urls() -> None:
     assert get_provider("azure-openai").upstream_url("res/dep/chat/completions?api-version=1", "a", None) == (
         "https://res.openai.azure.com/openai/deployments/dep/chat/completions?api-version=1"
     )
-    assert get_provider("aws-bedrock").upstream_url("bedrock-runtime/us-east-1/model/x/invoke", "a", None) == (
-        "https://bedrock-runtime.us-east-1.amazonaws.com/model/x/invoke"
+    assert get_provider("aws-bedrock").upstream_url(
+        "bedrock-runtime/us-east-1/model/x/invoke", "a", None
+    ) == ("https://bedrock-runtime.us-east-1.amazonaws.com/model/x/invoke")
+    assert (
+        get_provider("openai").upstream_url("chat/completions", "a", "http://h/v1")
+        == "http://h/v1/chat/completions"
     )
-    assert get_provider("openai").upstream_url("chat/completions", "a", "http://h/v1") == "http://h/v1/chat/completions"
     with pytest.raises(UnknownProvider):
         get_provider("nope")

@@ -62,6 +62,22 @@ class PagedEnvelope(Envelope[list[T]], Generic[T]):
     result_info: ResultInfo
 
 
+class ErrorEnvelope(BaseModel):
+    success: bool = False
+    errors: list[ErrorItem]
+    messages: list[str] = Field(default_factory=list)
+    result: None = None
+
+
+# For the OpenAPI document of every management router.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorEnvelope, "description": "Invalid input (code 1001, one entry per field)"},
+    401: {"model": ErrorEnvelope, "description": "Missing or invalid token (code 10000)"},
+    403: {"model": ErrorEnvelope, "description": "Token lacks the permission (code 10001)"},
+    404: {"model": ErrorEnvelope, "description": "Unknown id (code 1002)"},
+}
+
+
 def ok(result: Any, result_info: ResultInfo | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": result}
     if result_info is not None:
@@ -126,13 +142,20 @@ def is_management_path(request: Request) -> bool:
 
 
 def validation_messages(exc: RequestValidationError) -> list[tuple[int, str]]:
-    """One `(1001, "<field>: <why>")` per bad field; `body.` is dropped from body fields."""
+    """One `(1001, "<field>: <why>")` per bad field, e.g. `cache_ttl: …`, `permissions.0: …`.
+
+    The location prefix (body, query, path) is dropped: field names do not collide across them here.
+    """
     items: list[tuple[int, str]] = []
     for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            items.append((InvalidInput.code, "body: not valid JSON"))
+            continue
         loc = [str(part) for part in error.get("loc", ())]
-        if len(loc) > 1 and loc[0] == "body":
+        if len(loc) > 1 and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
-        items.append((InvalidInput.code, f"{'.'.join(loc) or 'body'}: {error.get('msg', 'invalid')}"))
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        items.append((InvalidInput.code, f"{'.'.join(loc) or 'body'}: {message}"))
     return items or [(InvalidInput.code, InvalidInput.default_message)]
 
 

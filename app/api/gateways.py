@@ -9,12 +9,25 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 
 from app.api.deps import CanEdit, CanRead, DirectoryDep, SessionDep
-from app.api.envelope import Conflict, Envelope, NotFound, PagedEnvelope, PermissionDenied, ResultInfo, ok
+from app.api.envelope import (
+    ERROR_RESPONSES,
+    Conflict,
+    Envelope,
+    NotFound,
+    PagedEnvelope,
+    PermissionDenied,
+    ResultInfo,
+    ok,
+)
 from app.db import gateways
 from app.db.gateways import GatewayCreate, GatewayExists, GatewayPublic, GatewayUpdate
 from app.db.models import Gateway
 
-router = APIRouter(prefix="/client/v4/accounts/{account_id}/ai-gateway/gateways", tags=["gateways"])
+router = APIRouter(
+    prefix="/client/v4/accounts/{account_id}/ai-gateway/gateways",
+    tags=["gateways"],
+    responses=ERROR_RESPONSES,
+)
 
 AccountId = Annotated[str, Path(min_length=1, max_length=64)]
 Page = Annotated[int, Query(ge=1, le=1_000_000)]

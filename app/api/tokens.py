@@ -14,13 +14,23 @@ from fastapi import APIRouter, Path, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.api.deps import CanEdit, CanRead, DirectoryDep, SessionDep
-from app.api.envelope import Envelope, NotFound, PagedEnvelope, PermissionDenied, ResultInfo, ok
+from app.api.envelope import (
+    ERROR_RESPONSES,
+    Envelope,
+    NotFound,
+    PagedEnvelope,
+    PermissionDenied,
+    ResultInfo,
+    ok,
+)
 from app.db import tokens
 from app.db.models import Token
 from app.db.tokens import TokenCreate, TokenCreated, TokenPublic
 from app.pipeline.auth import Principal
 
-router = APIRouter(prefix="/client/v4/accounts/{account_id}/tokens", tags=["tokens"])
+router = APIRouter(
+    prefix="/client/v4/accounts/{account_id}/tokens", tags=["tokens"], responses=ERROR_RESPONSES
+)
 
 AccountId = Annotated[str, Path(min_length=1, max_length=64)]
 

@@ -9,7 +9,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
 
 
 def async_url(url: str) -> str:
@@ -18,7 +22,9 @@ def async_url(url: str) -> str:
     base = parsed.drivername.split("+", 1)[0]
     driver = _ASYNC_DRIVERS.get(base)
     if driver is None:
-        raise ValueError(f"unsupported database URL scheme {parsed.drivername!r} (use sqlite:// or postgresql://)")
+        raise ValueError(
+            f"unsupported database URL scheme {parsed.drivername!r} (use sqlite:// or postgresql://)"
+        )
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 

@@ -39,8 +39,13 @@ PROVIDERS: dict[str, Provider] = {
             model_in_path=True,
         ),
         Provider("openai", "https://api.openai.com/v1", strip_v1=True),
-        Provider("azure-openai", "", ("api-key", "authorization"), url_builder=_azure,
-                 template_names=("resource", "deployment")),
+        Provider(
+            "azure-openai",
+            "",
+            ("api-key", "authorization"),
+            url_builder=_azure,
+            template_names=("resource", "deployment"),
+        ),
         Provider("anthropic", "https://api.anthropic.com", ("x-api-key", "authorization")),
         Provider(
             "google-ai-studio",

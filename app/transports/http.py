@@ -90,7 +90,7 @@ def _decoded_headers(request: Request) -> list[tuple[str, str]]:
     response_description="The answering provider's response, passed through unchanged.",
 )
 @router.post("/v1/{account_id}/{gateway_id}/", include_in_schema=False)
-async def universal(request: Request, account_id: str, gateway_id: str) -> GatewayResponse:
+async def universal(request: Request, account_id: str, gateway_id: str) -> Response:
     check_ids(account_id, gateway_id)
     options, _ = split_headers(_decoded_headers(request))
     body = await read_body(request, request.app.state.settings.max_body_bytes)
@@ -110,7 +110,7 @@ async def universal(request: Request, account_id: str, gateway_id: str) -> Gatew
 )
 async def provider_passthrough(
     request: Request, account_id: str, gateway_id: str, provider: str, path: str
-) -> GatewayResponse:
+) -> Response:
     check_ids(account_id, gateway_id)
     if not _SLUG.match(provider):
         raise MalformedRequest("Invalid provider slug")
