@@ -61,7 +61,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn  # only `serve` needs it
 
     upgrade(settings.database_url)
-    options: dict[str, Any] = {"host": args.host, "port": args.port, "factory": True}
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "factory": True,
+        # A per-request access line costs CPU on the hot path; the request log is the record.
+        "access_log": args.access_log,
+        "ws_ping_interval": settings.ws_ping_interval_s,
+        "ws_ping_timeout": settings.ws_ping_interval_s,
+        "ws_max_size": settings.ws_max_frame_bytes,
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
+        "timeout_keep_alive": 30,
+    }
     if args.workers > 1:
         options["workers"] = args.workers
     if args.ssl_certfile:
@@ -145,6 +156,7 @@ def _add_serve(commands: Any) -> None:
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--ssl-certfile")
     serve.add_argument("--ssl-keyfile")
+    serve.add_argument("--access-log", action="store_true", help="print one line per HTTP request")
     serve.set_defaults(handler=cmd_serve)
     commands.add_parser("migrate", help="apply pending database migrations").set_defaults(handler=cmd_migrate)
 

@@ -8,11 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
-from httpx_aiohttp import AiohttpTransport
 
 from app.api import health
 from app.db.directory import Directory
@@ -26,6 +24,7 @@ from app.transports import http as http_transport
 from app.transports import ws as ws_transport
 from app.transports.docs import UniversalStep
 from app.transports.errors import gateway_error_handler
+from app.upstream import UpstreamClient
 
 logger = logging.getLogger("aigw")
 
@@ -39,26 +38,6 @@ Per-request settings travel in `cf-aig-*` headers; see the protocol document in 
 """
 
 
-def build_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The one pooled client for every upstream call."""
-    limits = httpx.Limits(
-        max_connections=settings.max_upstream_connections,
-        max_keepalive_connections=settings.max_upstream_connections,
-        keepalive_expiry=30,
-    )
-    return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits, trust_env=False),
-        timeout=httpx.Timeout(settings.upstream_timeout_s, connect=settings.connect_timeout_s),
-        limits=httpx.Limits(
-            max_connections=settings.max_upstream_connections,
-            max_keepalive_connections=settings.max_upstream_connections,
-            keepalive_expiry=30,
-        ),
-        follow_redirects=False,
-        trust_env=False,
-    )
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -66,7 +45,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sessions = session_factory(engine)
     directory = Directory(sessions, settings.config_cache_ttl_s)
     sink = LogSink(engine, settings.log_batch_size, settings.log_flush_interval_s, settings.log_queue_max)
-    client = build_http_client(settings)
+    client = UpstreamClient(settings)
     cache = MemoryCache(settings.cache_max_bytes)
     app.state.engine = engine
     app.state.sessions = sessions
@@ -106,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _include_management(app)
     app.include_router(http_transport.router)
     app.include_router(ws_transport.router)
+    app.add_middleware(http_transport.GatewayFastPath)
     app.openapi = lambda: _openapi_with_universal_step(app)  # type: ignore[method-assign]
     return app
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from app.upstream import UpstreamClient
+
 MAX_RETRY_AFTER_MS = 5000
 
 
@@ -50,15 +52,15 @@ def _retry_after_s(response: httpx.Response) -> float:
     return 0.0
 
 
-async def _send(client: httpx.AsyncClient, request: httpx.Request, timeout_s: float | None) -> httpx.Response:
+async def _send(client: UpstreamClient, request: httpx.Request, timeout_s: float | None) -> httpx.Response:
     if timeout_s is None:
-        return await client.send(request, stream=True)
+        return await client.send(request)
     async with asyncio.timeout(timeout_s):
-        return await client.send(request, stream=True)
+        return await client.send(request)
 
 
 async def send_with_retries(
-    client: httpx.AsyncClient, request: httpx.Request, policy: RetryPolicy
+    client: UpstreamClient, request: httpx.Request, policy: RetryPolicy
 ) -> tuple[httpx.Response, int]:
     """(response, attempts used). Retries network errors, timeouts, 429 and 5xx; the last
     response is returned whatever its status. Raises UpstreamFailure when no attempt answered."""

@@ -25,6 +25,7 @@ from app.pipeline.types import GatewayRequest, GatewayResult, Options, ResultMet
 from app.providers.base import Provider
 from app.providers.catalog import get_provider
 from app.settings import Settings
+from app.upstream import UpstreamClient
 
 # Never relayed back: hop-by-hop headers, and what our server sets itself. Bodies are relayed
 # decoded, so upstream encoding and length do not apply either.
@@ -78,7 +79,7 @@ class Pipeline:
     def __init__(
         self,
         settings: Settings,
-        client: httpx.AsyncClient,
+        client: UpstreamClient,
         directory: Directory,
         cache: CacheStore,
         sink: LogSink,
@@ -262,7 +263,7 @@ class Pipeline:
     ) -> GatewayResult | None:
         """The upstream call of one step. None: the step failed and a later step should run."""
         step = run.step
-        request = self._client.build_request(step.method, url, headers=step.headers, content=step.body)
+        request = self._client.build(step.method, url, step.headers, step.body)
         upstream_started = time.perf_counter()
         try:
             response, record.attempts = await send_with_retries(
