@@ -77,7 +77,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         options["workers"] = args.workers
     if args.ssl_certfile:
         options.update(ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
-    uvicorn.run(APP_FACTORY, **options)
+    from app.server import run
+
+    run(uvicorn.Config(APP_FACTORY, **options))
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> None:

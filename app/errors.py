@@ -54,6 +54,10 @@ class StreamInterrupted(GatewayError):
     code, status, default_message = 2013, 502, "Upstream stream interrupted"
 
 
+class ServiceUnavailable(GatewayError):
+    code, status, default_message = 2014, 503, "Server is shutting down"
+
+
 class UnknownKeyAlias(GatewayError):
     code, status, default_message = 2040, 400, "Unknown stored key alias"
 

@@ -54,6 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.cache = cache
     app.state.http_client = client
     app.state.pipeline = Pipeline(settings, client, directory, cache, sink)
+    app.state.ws_sessions = ws_transport.SessionRegistry()
     sink.start()
     try:
         yield

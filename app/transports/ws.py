@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from app.errors import GatewayError, MalformedRequest, PayloadTooLarge, RateLimited
+from app.errors import GatewayError, MalformedRequest, PayloadTooLarge, RateLimited, ServiceUnavailable
 from app.pipeline.logs import new_log_id
 from app.pipeline.options import split_headers
 from app.pipeline.run import Pipeline
@@ -58,9 +58,44 @@ async def universal_session(websocket: WebSocket, account_id: str, gateway_id: s
     except GatewayError as error:
         await _refuse(websocket, error)
         return
+    registry: SessionRegistry = websocket.app.state.ws_sessions
+    if registry.draining:
+        await _refuse(websocket, ServiceUnavailable())
+        return
     await websocket.accept(subprotocol=subprotocol)
     session = Session(websocket, pipeline, websocket.app.state.settings, account_id, gateway_id, options)
-    await session.serve()
+    registry.add(session)
+    try:
+        await session.serve()
+    finally:
+        registry.discard(session)
+
+
+class SessionRegistry:
+    """Open sessions of this process, so a shutdown can let their requests finish first."""
+
+    def __init__(self) -> None:
+        self._sessions: set[Session] = set()
+        self.draining = False
+
+    def add(self, session: Session) -> None:
+        self._sessions.add(session)
+
+    def discard(self, session: Session) -> None:
+        self._sessions.discard(session)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    async def drain(self, grace_s: float) -> None:
+        """Refuse new sessions and requests, let in-flight ones finish (up to `grace_s`), then
+        close every socket with 1001 (going away)."""
+        self.draining = True
+        sessions = list(self._sessions)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                await asyncio.gather(*(session.finish_in_flight() for session in sessions))
+        await asyncio.gather(*(session.close(1001) for session in sessions), return_exceptions=True)
 
 
 async def _refuse(websocket: WebSocket, error: GatewayError) -> None:
@@ -116,6 +151,20 @@ class Session:
         self.connection_id = str(uuid4())
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(settings.ws_send_queue_frames)
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._draining = False
+        self._closed = False
+
+    async def finish_in_flight(self) -> None:
+        self._draining = True
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        await self._outbox.join()  # every frame handed to the socket
+
+    async def close(self, code: int) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                await self._ws.close(code=code)
 
     async def serve(self) -> None:
         writer = asyncio.create_task(self._write_frames())
@@ -133,7 +182,10 @@ class Session:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             while True:
                 frame = await self._outbox.get()
-                await self._ws.send({"type": "websocket.send", "text": frame.decode()})
+                try:
+                    await self._ws.send({"type": "websocket.send", "text": frame.decode()})
+                finally:
+                    self._outbox.task_done()
 
     async def _send(self, frame: bytes) -> None:
         await self._outbox.put(frame)
@@ -145,9 +197,10 @@ class Session:
                 async with asyncio.timeout(idle):
                     message = await self._ws.receive()
             except TimeoutError:
-                await self._ws.close(code=1000, reason="idle timeout")
+                await self.close(1000)
                 return
             if message["type"] == "websocket.disconnect":
+                self._closed = True
                 return
             raw = message.get("text")
             data = raw.encode() if raw is not None else message.get("bytes") or b""
@@ -181,6 +234,9 @@ class Session:
             return
         if event_id is not None and event_id in self._in_flight:
             await self._send_error(MalformedRequest(f"eventId {event_id} is already in flight"), event_id)
+            return
+        if self._draining:
+            await self._send_error(ServiceUnavailable("Server is shutting down"), event_id)
             return
         if len(self._in_flight) >= self._settings.ws_max_in_flight:
             await self._send_error(RateLimited("Too many requests in flight on this connection"), event_id)
