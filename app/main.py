@@ -18,9 +18,11 @@ from app.db.session import create_engine, session_factory
 from app.errors import GatewayError
 from app.pipeline.cache import MemoryCache
 from app.pipeline.logs import LogSink
+from app.pipeline.realtime import RealtimeBridge
 from app.pipeline.run import Pipeline
 from app.settings import Settings
 from app.transports import http as http_transport
+from app.transports import realtime as realtime_transport
 from app.transports import ws as ws_transport
 from app.transports.docs import UniversalStep
 from app.transports.errors import gateway_error_handler
@@ -55,6 +57,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.http_client = client
     app.state.pipeline = Pipeline(settings, client, directory, cache, sink)
     app.state.ws_sessions = ws_transport.SessionRegistry()
+    app.state.realtime = RealtimeBridge(settings, sink)
     sink.start()
     try:
         yield
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _include_management(app)
     app.include_router(http_transport.router)
     app.include_router(ws_transport.router)
+    app.include_router(realtime_transport.router)
     app.add_middleware(http_transport.GatewayFastPath)
     app.openapi = lambda: _openapi_with_universal_step(app)  # type: ignore[method-assign]
     return app

@@ -98,3 +98,7 @@ class Log(SQLModel, table=True):
     error: str | None = None
     feedback: int | None = None
     score: int | None = None
+    # Realtime (WebSocket-to-WebSocket) sessions: frames each way and the close code.
+    frames_in: int | None = None
+    frames_out: int | None = None
+    close_code: int | None = None

@@ -67,6 +67,12 @@ class LogRecord:
     response_size: int = 0
     usage_known: bool = False  # a stream scanner already filled tokens_in/out
     error: str | None = None
+    # Realtime sessions: what a body-less WebSocket relay reports instead.
+    model_override: str | None = None
+    request_size_override: int | None = None
+    frames_in: int | None = None
+    frames_out: int | None = None
+    close_code: int | None = None
 
     def mark_first_byte(self) -> None:
         self.ttfb_ms = round((time.perf_counter() - self.started) * 1000)
@@ -84,7 +90,7 @@ class LogRecord:
             self.response_head += chunk[:room]
 
     def to_row(self) -> dict[str, Any]:
-        model = model_from_request(self.request_body, self.path, self.model_in_path)
+        model = self.model_override or model_from_request(self.request_body, self.path, self.model_in_path)
         if not self.usage_known and self.success and not self.cached:
             usage = usage_from_body(self.response_head)
             self.tokens_in, self.tokens_out = usage.tokens_in, usage.tokens_out
@@ -119,7 +125,11 @@ class LogRecord:
             "metadata": self.metadata,
             "request_content_type": self.request_content_type,
             "response_content_type": self.response_content_type,
-            "request_size": len(self.request_body),
+            "request_size": (
+                self.request_size_override
+                if self.request_size_override is not None
+                else len(self.request_body)
+            ),
             "response_size": self.response_size,
             "request_body": request_head,
             "request_body_complete": self.keep_payload and len(self.request_body) <= self.body_limit,
@@ -128,6 +138,9 @@ class LogRecord:
             "user_agent": self.user_agent[:512] if self.user_agent else None,
             "authenticated": self.authenticated,
             "error": self.error,
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "close_code": self.close_code,
         }
 
 

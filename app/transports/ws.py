@@ -56,11 +56,11 @@ async def universal_session(websocket: WebSocket, account_id: str, gateway_id: s
             options = Options(authorization=token).over(options)
         await pipeline.open_session(account_id, gateway_id, options.authorization)
     except GatewayError as error:
-        await _refuse(websocket, error)
+        await refuse(websocket, error)
         return
     registry: SessionRegistry = websocket.app.state.ws_sessions
     if registry.draining:
-        await _refuse(websocket, ServiceUnavailable())
+        await refuse(websocket, ServiceUnavailable())
         return
     await websocket.accept(subprotocol=subprotocol)
     session = Session(websocket, pipeline, websocket.app.state.settings, account_id, gateway_id, options)
@@ -98,7 +98,7 @@ class SessionRegistry:
         await asyncio.gather(*(session.close(1001) for session in sessions), return_exceptions=True)
 
 
-async def _refuse(websocket: WebSocket, error: GatewayError) -> None:
+async def refuse(websocket: WebSocket, error: GatewayError) -> None:
     try:
         await websocket.send_denial_response(http_error_response(error))
     except RuntimeError:  # the server cannot send a denial response: a close becomes a 403

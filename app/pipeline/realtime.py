@@ -1,0 +1,199 @@
+"""Realtime WebSocket-to-WebSocket relay (protocol.md §7): open the provider's socket, relay text
+and binary frames both ways unchanged, pass the close code on, and write one log row per session
+with duration, frame and byte counts, close code and the token usage the provider reports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import parse_qs
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from app.db.directory import GatewayConfig
+from app.errors import GatewayError, NoProviderResponse, UpstreamTimeout
+from app.pipeline.logs import LogRecord, LogSink, new_log_id
+from app.providers.realtime import RealtimeProvider
+from app.settings import Settings
+
+# Close codes that may be sent in a close frame; anything else is reported as 1011.
+_SENDABLE = set(range(1000, 1004)) | set(range(1007, 1015)) | set(range(3000, 5000))
+
+
+def sendable(code: int | None, fallback: int) -> int:
+    return code if code in _SENDABLE else fallback
+
+
+class UpstreamRefused(GatewayError):
+    """The provider refused the WebSocket handshake; its status and body go back to the client."""
+
+    def __init__(self, status: int, body: bytes, content_type: str | None) -> None:
+        super().__init__("Upstream refused the WebSocket handshake")
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+
+
+class ClientEnd(Protocol):
+    """The client side of the relay, adapted from whatever server framework holds it."""
+
+    async def receive(self) -> str | bytes | None:
+        """The next frame, or None once the client has closed (then `close_code` is set)."""
+        ...
+
+    async def send(self, data: str | bytes) -> None: ...
+
+    async def close(self, code: int) -> None: ...
+
+    @property
+    def close_code(self) -> int | None: ...
+
+
+@dataclass(slots=True)
+class Counters:
+    frames_in: int = 0  # client → provider
+    frames_out: int = 0  # provider → client
+    bytes_in: int = 0
+    bytes_out: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    usage_seen: bool = False
+    close_code: int | None = None
+    upstream_closed_first: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def absorb_usage(self, text: str) -> None:
+        """Sum the usage of every `response.done` event (one per model response)."""
+        try:
+            event = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return
+        usage = event.get("response", {}).get("usage") if isinstance(event, dict) else None
+        if isinstance(usage, dict):
+            self.usage_seen = True
+            self.tokens_in += int(usage.get("input_tokens") or 0)
+            self.tokens_out += int(usage.get("output_tokens") or 0)
+
+
+class RealtimeBridge:
+    def __init__(self, settings: Settings, sink: LogSink) -> None:
+        self._settings = settings
+        self._sink = sink
+
+    def upstream_url(self, provider: RealtimeProvider, query_string: str) -> str:
+        base = self._settings.upstream_override("realtime_" + provider.slug) or provider.url
+        return f"{base}?{query_string}" if query_string else base
+
+    async def connect(
+        self, provider: RealtimeProvider, url: str, headers: list[tuple[str, str]], subprotocols: list[str]
+    ) -> ClientConnection:
+        forwarded = [(n, v) for n, v in headers if n.lower() in provider.forwarded_headers]
+        offered = [p for p in subprotocols if p.startswith(provider.forwarded_subprotocol_prefixes)]
+        try:
+            return await connect(
+                url,
+                additional_headers=forwarded,
+                subprotocols=offered or None,  # type: ignore[arg-type]
+                open_timeout=self._settings.connect_timeout_s,
+                max_size=self._settings.ws_max_frame_bytes,
+                compression=None,
+                proxy=None,
+                user_agent_header=None,
+            )
+        except InvalidStatus as refused:
+            response = refused.response
+            raise UpstreamRefused(
+                response.status_code, bytes(response.body or b""), response.headers.get("content-type")
+            ) from None
+        except TimeoutError:
+            raise UpstreamTimeout("Realtime upstream did not answer the handshake in time") from None
+        except (OSError, InvalidHandshake) as exc:
+            raise NoProviderResponse(f"Realtime upstream unreachable: {type(exc).__name__}") from None
+
+    async def relay(
+        self,
+        client: ClientEnd,
+        upstream: ClientConnection,
+        record: LogRecord,
+        gateway: GatewayConfig,
+    ) -> Counters:
+        counters = Counters()
+        to_upstream = asyncio.create_task(self._client_to_upstream(client, upstream, counters))
+        to_client = asyncio.create_task(self._upstream_to_client(client, upstream, counters))
+        try:
+            await asyncio.wait((to_upstream, to_client), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (to_upstream, to_client):
+                task.cancel()
+            await asyncio.gather(to_upstream, to_client, return_exceptions=True)
+            await self._close_both(client, upstream, counters)
+            self._log(record, counters, gateway)
+        return counters
+
+    async def _client_to_upstream(self, client: ClientEnd, upstream: ClientConnection, c: Counters) -> None:
+        while (frame := await client.receive()) is not None:
+            c.frames_in += 1
+            c.bytes_in += len(frame)
+            try:
+                await upstream.send(frame)
+            except ConnectionClosed:
+                c.upstream_closed_first = True
+                return
+
+    async def _upstream_to_client(self, client: ClientEnd, upstream: ClientConnection, c: Counters) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in upstream:
+                c.frames_out += 1
+                c.bytes_out += len(frame)
+                if isinstance(frame, str) and '"response.done"' in frame:
+                    c.absorb_usage(frame)
+                await client.send(frame)
+        c.upstream_closed_first = True
+
+    async def _close_both(self, client: ClientEnd, upstream: ClientConnection, c: Counters) -> None:
+        if c.upstream_closed_first:
+            code = upstream.close_code
+            c.close_code = code
+            with contextlib.suppress(Exception):
+                await client.close(sendable(code, 1011))
+        else:
+            code = client.close_code
+            c.close_code = code
+            await upstream.close(sendable(code, 1000))
+
+    def new_record(
+        self,
+        provider: RealtimeProvider,
+        account_id: str,
+        gateway_id: str,
+        query_string: str,
+        user_agent: str | None,
+        metadata: dict[str, object] | None,
+    ) -> LogRecord:
+        model = parse_qs(query_string).get("model", [None])[0]
+        log_id = new_log_id()
+        record = LogRecord(
+            id=log_id, account_id=account_id, gateway_id=gateway_id, provider=provider.slug,
+            path="realtime" + (f"?model={model}" if model else ""), request_type="realtime", step=0,
+            event_id=log_id, connection_id=None, user_agent=user_agent, authenticated=True,
+            metadata=metadata, custom_cost=None, model_in_path=False, keep_payload=False, body_limit=0,
+        )  # fmt: skip
+        record.model_override = model
+        return record
+
+    def _log(self, record: LogRecord, c: Counters, gateway: GatewayConfig) -> None:
+        record.request_size_override = c.bytes_in
+        record.response_size = c.bytes_out
+        record.frames_in, record.frames_out, record.close_code = c.frames_in, c.frames_out, c.close_code
+        if c.usage_seen:
+            record.tokens_in, record.tokens_out = c.tokens_in, c.tokens_out
+        record.usage_known = True
+        record.attempts = 1
+        normal = c.close_code in (1000, 1001)
+        record.finish(101, normal, None if normal else f"closed with code {c.close_code}")
+        if gateway.collect_logs:
+            self._sink.put(record)

@@ -1,0 +1,84 @@
+"""Realtime WebSocket pass-through `GET /v1/{account}/{gateway}/{provider}` (protocol.md §7): adapt
+the server's WebSocket to the relay's ClientEnd and hand it to the pipeline's RealtimeBridge."""
+
+from __future__ import annotations
+
+import contextlib
+
+from fastapi import APIRouter, WebSocket
+from starlette.responses import Response
+from starlette.websockets import WebSocketDisconnect
+
+from app.errors import GatewayError
+from app.pipeline.options import split_headers
+from app.pipeline.realtime import RealtimeBridge, UpstreamRefused
+from app.pipeline.run import Pipeline
+from app.pipeline.types import Options
+from app.providers.realtime import get_realtime_provider
+from app.transports.http import check_ids
+from app.transports.ws import SUBPROTOCOL_PREFIX, handshake_token, refuse
+
+router = APIRouter()
+
+
+class StarletteClientEnd:
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+        self._close_code: int | None = None
+
+    async def receive(self) -> str | bytes | None:
+        message = await self._ws.receive()
+        if message["type"] == "websocket.disconnect":
+            self._close_code = message.get("code", 1005)
+            return None
+        text = message.get("text")
+        return text if text is not None else bytes(message.get("bytes") or b"")
+
+    async def send(self, data: str | bytes) -> None:
+        if isinstance(data, str):
+            await self._ws.send_text(data)
+        else:
+            await self._ws.send_bytes(data)
+
+    async def close(self, code: int) -> None:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):  # the client closed first
+            await self._ws.close(code=code)
+
+    @property
+    def close_code(self) -> int | None:
+        return self._close_code
+
+
+@router.websocket("/v1/{account_id}/{gateway_id}/{provider}")
+async def realtime_session(websocket: WebSocket, account_id: str, gateway_id: str, provider: str) -> None:
+    state = websocket.app.state
+    pipeline: Pipeline = state.pipeline
+    bridge: RealtimeBridge = state.realtime
+    token, own_subprotocol = handshake_token(websocket)
+    offered = [p for p in websocket.scope.get("subprotocols", []) if not p.startswith(SUBPROTOCOL_PREFIX)]
+    query_string = websocket.scope["query_string"].decode("latin-1")
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in websocket.scope["headers"]]
+    try:
+        check_ids(account_id, gateway_id)
+        upstream_provider = get_realtime_provider(provider)
+        options, forward = split_headers(headers)
+        if own_subprotocol is not None:
+            options = Options(authorization=token).over(options)
+        gateway = await pipeline.open_session(account_id, gateway_id, options.authorization)
+        url = bridge.upstream_url(upstream_provider, query_string)
+        upstream = await bridge.connect(upstream_provider, url, forward, offered)
+    except UpstreamRefused as refused:
+        denial = Response(refused.body, status_code=refused.status, media_type=refused.content_type)
+        await websocket.send_denial_response(denial)
+        return
+    except GatewayError as error:
+        await refuse(websocket, error)
+        return
+    record = bridge.new_record(
+        upstream_provider, account_id, gateway_id, query_string, websocket.headers.get("user-agent"),
+        options.metadata,  # type: ignore[arg-type]
+    )  # fmt: skip
+    # A browser drops a connection whose offered subprotocol is not selected: select what the
+    # provider selected, else the entry that carried our token.
+    await websocket.accept(subprotocol=upstream.subprotocol or own_subprotocol)
+    await bridge.relay(StarletteClientEnd(websocket), upstream, record, gateway)
