@@ -18,12 +18,15 @@ from app.db.directory import Directory, GatewayConfig
 from app.errors import GatewayError, GatewayNotFound, NoProviderResponse, UpstreamTimeout
 from app.pipeline import auth
 from app.pipeline.cache import CachedResponse, CacheStore, Coalescer, cache_key
+from app.pipeline.compat import compat_error_result, to_openai_format
 from app.pipeline.logs import LogRecord, LogSink, new_log_id
 from app.pipeline.retry import RetryPolicy, UpstreamFailure, send_with_retries
 from app.pipeline.stream import ReplayStream, UpstreamStream
 from app.pipeline.types import GatewayRequest, GatewayResult, Options, ResultMeta, Step
 from app.providers.base import Provider
 from app.providers.catalog import get_provider
+from app.providers.compat.base import CompatRequestError, Translation
+from app.providers.compat.registry import translate
 from app.settings import Settings
 from app.upstream import UpstreamClient
 
@@ -94,6 +97,10 @@ class Pipeline:
     async def run(self, request: GatewayRequest) -> GatewayResult:
         started = time.perf_counter()
         gateway, authenticated = await self.admit(request)
+        try:
+            translations = [self._compat(step) for step in request.steps]
+        except CompatRequestError as error:
+            return compat_error_result(error, request.options.event_id)
         providers = [get_provider(step.provider) for step in request.steps]  # 2008 before any call
         first_log_id = request.log_id or new_log_id()
         event_id = next((s.event_id for s in request.steps if s.event_id), None)
@@ -107,9 +114,24 @@ class Pipeline:
             )  # fmt: skip
             result = await self._run_step(run)
             if result is not None:
+                translation = translations[index]
+                if translation is not None:
+                    result = to_openai_format(translation, result)
                 result.meta.gateway_ms = (time.perf_counter() - started) * 1000 - result.meta.upstream_ms
                 return result
         raise AssertionError("the last step always returns or raises")
+
+    @staticmethod
+    def _compat(step: Step) -> Translation | None:
+        """A `compat` step becomes the native call it stands for (in place); its translation maps
+        the answer back to OpenAI format."""
+        if step.provider != "compat":
+            return None
+        translation = translate(step.body, step.headers)
+        native = translation.native
+        step.provider, step.endpoint, step.body = native.provider, native.endpoint, native.body
+        step.headers, step.query_string, step.method = native.headers, native.query_string, "POST"
+        return translation
 
     async def admit(self, request: GatewayRequest) -> tuple[GatewayConfig, bool]:
         """The gateway's config and whether the request was authenticated (2001 / 2009)."""
