@@ -10,9 +10,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi_offline import FastAPIOffline
+from starlette.types import Receive, Scope, Send
 
 from app.api import health
+from app.api.docs import install_docs
 from app.db.directory import Directory
 from app.db.session import create_engine, session_factory
 from app.errors import GatewayError
@@ -80,9 +81,28 @@ def _openapi_with_universal_step(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
+class GatewayAPI(FastAPI):
+    """FastAPI, with gateway traffic (`/v1/…` HTTP) served before the middleware stack."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            scope["app"] = self
+            if await http_transport.serve_gateway_path(scope, receive, send):
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPIOffline(title="aigw", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = GatewayAPI(
+        title="aigw",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_docs(app)
     app.state.settings = settings
     app.add_exception_handler(GatewayError, gateway_error_handler)
     app.include_router(health.router)
@@ -90,7 +110,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(http_transport.router)
     app.include_router(ws_transport.router)
     app.include_router(realtime_transport.router)
-    app.add_middleware(http_transport.GatewayFastPath)
     app.openapi = lambda: _openapi_with_universal_step(app)  # type: ignore[method-assign]
     return app
 
