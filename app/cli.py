@@ -60,6 +60,13 @@ def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn  # only `serve` needs it
 
+    if args.workers > 1 and not settings.redis_url:
+        # Each worker would keep its own cache and rate-limit counters: limits would admit N times
+        # the configured rate and a response cached by one worker would miss in the others.
+        sys.exit(
+            "aigw serve: --workers > 1 needs shared state: set AIGW_REDIS_URL (cache, rate limits). "
+            "Run one worker, or several replicas sharing Redis and PostgreSQL."
+        )
     upgrade(settings.database_url)
     options: dict[str, Any] = {
         "host": args.host,

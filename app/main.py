@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from redis import asyncio as redis_asyncio
 from starlette.types import Receive, Scope, Send
 
 from app.api import health
@@ -17,9 +18,11 @@ from app.api.docs import install_docs
 from app.db.directory import Directory
 from app.db.session import create_engine, session_factory
 from app.errors import GatewayError
-from app.pipeline.cache import MemoryCache
+from app.pipeline.cache import CacheStore, MemoryCache
 from app.pipeline.logs import LogSink
+from app.pipeline.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from app.pipeline.realtime import RealtimeBridge
+from app.pipeline.redis_cache import RedisCache
 from app.pipeline.run import Pipeline
 from app.settings import Settings
 from app.transports import http as http_transport
@@ -49,14 +52,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     directory = Directory(sessions, settings.config_cache_ttl_s)
     sink = LogSink(engine, settings.log_batch_size, settings.log_flush_interval_s, settings.log_queue_max)
     client = UpstreamClient(settings)
-    cache = MemoryCache(settings.cache_max_bytes)
+    redis = redis_asyncio.from_url(settings.redis_url) if settings.redis_url else None
+    cache: CacheStore = RedisCache(redis) if redis is not None else MemoryCache(settings.cache_max_bytes)
+    limiter: RateLimiter = (
+        RedisRateLimiter(redis, settings.rate_limit_fail_open) if redis is not None else MemoryRateLimiter()
+    )
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.directory = directory
     app.state.log_sink = sink
     app.state.cache = cache
     app.state.http_client = client
-    app.state.pipeline = Pipeline(settings, client, directory, cache, sink)
+    app.state.pipeline = Pipeline(settings, client, directory, cache, sink, limiter)
     app.state.ws_sessions = ws_transport.SessionRegistry()
     app.state.realtime = RealtimeBridge(settings, sink)
     sink.start()
@@ -66,6 +73,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await sink.stop()
         await client.aclose()
         await engine.dispose()
+        if redis is not None:
+            await redis.aclose()
 
 
 def _openapi_with_universal_step(app: FastAPI) -> dict[str, Any]:

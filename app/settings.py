@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     )
     admin_token: str | None = Field(default=None, description="Server-wide token with every permission.")
     redis_url: str | None = None
+    # When Redis is unreachable, admit requests (open) rather than refuse them (closed).
+    rate_limit_fail_open: bool = True
 
     # Request limits.
     max_body_bytes: int = 10 * 1024 * 1024

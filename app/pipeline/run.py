@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import httpx
 
 from app.db.directory import Directory, GatewayConfig
-from app.errors import GatewayError, GatewayNotFound, NoProviderResponse, UpstreamTimeout
+from app.errors import GatewayError, GatewayNotFound, NoProviderResponse, RateLimited, UpstreamTimeout
 from app.pipeline import auth
 from app.pipeline.cache import CachedResponse, CacheStore, Coalescer, cache_key
 from app.pipeline.compat import compat_error_result, to_openai_format
 from app.pipeline.logs import LogRecord, LogSink, new_log_id
+from app.pipeline.ratelimit import RateLimiter, retry_after_header
 from app.pipeline.retry import RetryPolicy, UpstreamFailure, send_with_retries
 from app.pipeline.stream import ReplayStream, UpstreamStream
 from app.pipeline.types import GatewayRequest, GatewayResult, Options, ResultMeta, Step
@@ -86,12 +87,14 @@ class Pipeline:
         directory: Directory,
         cache: CacheStore,
         sink: LogSink,
+        limiter: RateLimiter,
     ) -> None:
         self._settings = settings
         self._client = client
         self._directory = directory
         self._cache = cache
         self._sink = sink
+        self._limiter = limiter
         self._coalescer = Coalescer()
 
     async def run(self, request: GatewayRequest) -> GatewayResult:
@@ -102,24 +105,59 @@ class Pipeline:
         except CompatRequestError as error:
             return compat_error_result(error, request.options.event_id)
         providers = [get_provider(step.provider) for step in request.steps]  # 2008 before any call
-        first_log_id = request.log_id or new_log_id()
-        event_id = next((s.event_id for s in request.steps if s.event_id), None)
-        event_id = event_id or request.options.event_id or first_log_id
-        last = len(request.steps) - 1
-        for index, (step, provider) in enumerate(zip(request.steps, providers, strict=True)):
-            run = StepRun(
-                request, gateway, step, provider, index, index == last,
-                step.options.over(request.options), event_id,
-                first_log_id if index == 0 else new_log_id(), authenticated,
-            )  # fmt: skip
+        runs = self._step_runs(request, gateway, authenticated, providers)
+        await self._enforce_rate_limit(runs[0])
+        for run, translation in zip(runs, translations, strict=True):
             result = await self._run_step(run)
             if result is not None:
-                translation = translations[index]
                 if translation is not None:
                     result = to_openai_format(translation, result)
                 result.meta.gateway_ms = (time.perf_counter() - started) * 1000 - result.meta.upstream_ms
                 return result
         raise AssertionError("the last step always returns or raises")
+
+    @staticmethod
+    def _step_runs(
+        request: GatewayRequest, gateway: GatewayConfig, authenticated: bool, providers: list[Provider]
+    ) -> list[StepRun]:
+        first_log_id = request.log_id or new_log_id()
+        event_id = next((s.event_id for s in request.steps if s.event_id), None)
+        event_id = event_id or request.options.event_id or first_log_id
+        last = len(request.steps) - 1
+        return [
+            StepRun(
+                request,
+                gateway,
+                step,
+                provider,
+                index,
+                index == last,
+                step.options.over(request.options),
+                event_id,
+                first_log_id if index == 0 else new_log_id(),
+                authenticated,
+            )
+            for index, (step, provider) in enumerate(zip(request.steps, providers, strict=True))
+        ]
+
+    async def _enforce_rate_limit(self, run: StepRun) -> None:
+        """2003 with Retry-After when the gateway's limit is reached; no fallback is tried and the
+        rejected request is logged."""
+        gateway = run.gateway
+        if gateway.rate_limiting_limit <= 0 or gateway.rate_limiting_interval <= 0:
+            return
+        key = f"{gateway.account_id}/{gateway.id}"
+        wait = await self._limiter.hit(
+            key, gateway.rate_limiting_limit, gateway.rate_limiting_interval, gateway.rate_limiting_technique
+        )
+        if wait is None:
+            return
+        error = RateLimited(headers={**run.error_headers(), "Retry-After": retry_after_header(wait)})
+        record = self._new_record(run)
+        record.attempts = 0
+        record.finish(error.status, False, error.message)
+        self._log(run, record)
+        raise error
 
     @staticmethod
     def _compat(step: Step) -> Translation | None:
