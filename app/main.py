@@ -18,6 +18,7 @@ from app.api.docs import install_docs
 from app.db.directory import Directory
 from app.db.session import create_engine, session_factory
 from app.errors import GatewayError
+from app.metrics import Metrics
 from app.pipeline.cache import CacheStore, MemoryCache
 from app.pipeline.logs import LogSink
 from app.pipeline.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -65,6 +66,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.http_client = client
     app.state.pipeline = Pipeline(settings, client, directory, cache, sink, limiter)
     app.state.ws_sessions = ws_transport.SessionRegistry()
+    app.state.metrics = metrics = Metrics()
+    app.state.pipeline.metrics = metrics
+    metrics.watch("aigw_log_queue_depth", "Log rows waiting to be written", lambda: sink.depth)
+    metrics.watch("aigw_logs_dropped", "Log rows dropped (queue full or database down)", lambda: sink.dropped)
+    metrics.watch(
+        "aigw_open_websockets", "Open universal WebSocket sessions", lambda: len(app.state.ws_sessions)
+    )
     app.state.realtime = RealtimeBridge(settings, sink)
     sink.start()
     try:

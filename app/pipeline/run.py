@@ -16,6 +16,7 @@ import httpx
 
 from app.db.directory import Directory, GatewayConfig
 from app.errors import GatewayError, GatewayNotFound, NoProviderResponse, RateLimited, UpstreamTimeout
+from app.metrics import Metrics
 from app.pipeline import auth
 from app.pipeline.cache import CachedResponse, CacheStore, Coalescer, cache_key
 from app.pipeline.compat import compat_error_result, to_openai_format
@@ -95,6 +96,7 @@ class Pipeline:
         self._cache = cache
         self._sink = sink
         self._limiter = limiter
+        self.metrics: Metrics | None = None
         self._coalescer = Coalescer()
 
     async def run(self, request: GatewayRequest) -> GatewayResult:
@@ -113,6 +115,8 @@ class Pipeline:
                 if translation is not None:
                     result = to_openai_format(translation, result)
                 result.meta.gateway_ms = (time.perf_counter() - started) * 1000 - result.meta.upstream_ms
+                if self.metrics is not None:
+                    self.metrics.gateway_latency.observe(result.meta.gateway_ms / 1000)
                 return result
         raise AssertionError("the last step always returns or raises")
 
@@ -286,6 +290,8 @@ class Pipeline:
         return record
 
     def _log(self, run: StepRun, record: LogRecord) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(record)
         collect = run.options.collect_log
         if collect if collect is not None else run.gateway.collect_logs:
             self._sink.put(record)

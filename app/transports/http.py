@@ -173,6 +173,23 @@ async def serve_gateway_path(scope: Scope, receive: Receive, send: Send) -> bool
     universal = None if match else _UNIVERSAL_PATH.match(path)
     if match is None and (universal is None or scope["method"] != "POST"):
         return False
+    gauge = scope["app"].state.metrics.in_flight
+    gauge.inc()
+    try:
+        await _serve(scope, receive, send, path, match, universal)
+    finally:
+        gauge.dec()
+    return True
+
+
+async def _serve(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    path: str,
+    match: re.Match[str] | None,
+    universal: re.Match[str] | None,
+) -> None:
     try:
         if match is not None:
             response: Response = await run_provider(scope, receive, *match.groups())
@@ -186,7 +203,6 @@ async def serve_gateway_path(scope: Scope, receive: Receive, send: Send) -> bool
         response = http_error_response(GatewayError("Internal error"))
         response.status_code = 500
     await response(scope, receive, send)
-    return True
 
 
 def result_headers(result: GatewayResult, with_step: bool) -> list[tuple[bytes, bytes]]:
