@@ -77,6 +77,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         "ws_ping_interval": settings.ws_ping_interval_s,
         "ws_ping_timeout": settings.ws_ping_interval_s,
         "ws_max_size": settings.ws_max_frame_bytes,
+        # Compressing small JSON frames costs more CPU than the bytes it saves on a LAN or loopback.
+        "ws_per_message_deflate": settings.ws_compression,
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
         "timeout_keep_alive": 30,
     }

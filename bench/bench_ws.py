@@ -1,0 +1,224 @@
+"""One WebSocket vs. HTTPS: what a persistent universal session saves (issue 3's benchmark).
+
+Starts bench/upstream_app.py and `aigw serve` with TLS (a self-signed certificate made with the
+openssl command), then for N sequential small requests compares
+  (a) a new HTTPS connection per request, (b) HTTPS keep-alive, (c) one WSS connection;
+and with C concurrent in-flight requests: one WSS connection vs. C keep-alive HTTPS connections.
+Prints requests/s and p50/p99 latency for each.
+
+    .venv/bin/python bench/bench_ws.py [--requests 1000] [--concurrency 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from websockets.asyncio.client import connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.bench_gateway import ADMIN, ROOT, RawClient, build_request, free_port, pct  # noqa: E402
+
+STEP = {
+    "provider": "openai",
+    "endpoint": "chat/completions",
+    "headers": {"Authorization": "Bearer sk-bench"},
+    "query": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+}
+
+
+def make_certificate(directory: str) -> tuple[str, str]:
+    cert, key = f"{directory}/cert.pem", f"{directory}/key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+class TLSRawClient(RawClient):
+    def __init__(self, port: int, context: ssl.SSLContext) -> None:
+        super().__init__(port)
+        self.context = context
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port, ssl=self.context)
+
+
+def universal_request(port: int, token: str) -> bytes:
+    body = json.dumps(STEP).encode()
+    return build_request(port, "/v1/bench/gw", body, f"cf-aig-authorization: Bearer {token}\r\n")
+
+
+async def https_sequential(
+    port: int, token: str, context: ssl.SSLContext, n: int, reuse: bool
+) -> list[float]:
+    raw = universal_request(port, token)
+    latencies = []
+    client = TLSRawClient(port, context)
+    if reuse:
+        await client.connect()
+    for _ in range(n):
+        started = time.perf_counter()
+        if not reuse:
+            await client.connect()
+        status, _ = await client.request(raw)
+        if not reuse:
+            client.writer.close()
+        latencies.append((time.perf_counter() - started) * 1000)
+        assert status == 200, status
+    if reuse:
+        client.writer.close()
+    return latencies
+
+
+async def https_concurrent(port: int, token: str, context: ssl.SSLContext, n: int, conc: int) -> list[float]:
+    raw = universal_request(port, token)
+    latencies: list[float] = []
+    remaining = iter(range(n))
+
+    async def worker() -> None:
+        client = TLSRawClient(port, context)
+        await client.connect()
+        for _ in remaining:
+            started = time.perf_counter()
+            status, _ = await client.request(raw)
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert status == 200, status
+        client.writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(conc)))
+    return latencies
+
+
+async def wss(port: int, token: str, context: ssl.SSLContext, n: int, conc: int) -> list[float]:
+    url = f"wss://127.0.0.1:{port}/v1/bench/gw"
+    latencies: list[float] = []
+    async with connect(
+        url, ssl=context, additional_headers={"cf-aig-authorization": f"Bearer {token}"}
+    ) as ws:
+        pending: dict[str, tuple[float, asyncio.Future[None]]] = {}
+
+        async def reader() -> None:
+            async for message in ws:
+                event_id = json.loads(message)["metadata"]["eventId"]
+                started, done = pending.pop(event_id)
+                latencies.append((time.perf_counter() - started) * 1000)
+                done.set_result(None)
+
+        reading = asyncio.create_task(reader())
+        remaining = iter(range(n))
+
+        async def worker() -> None:
+            for index in remaining:
+                event_id = f"e{index}"
+                done = asyncio.get_running_loop().create_future()
+                pending[event_id] = (time.perf_counter(), done)
+                await ws.send(
+                    json.dumps({"type": "universal.create", "request": {**STEP, "eventId": event_id}})
+                )
+                await done
+
+        await asyncio.gather(*(worker() for _ in range(conc)))
+        reading.cancel()
+    return latencies
+
+
+def line(label: str, latencies: list[float], seconds: float) -> str:
+    return (
+        f"{label:44s} {len(latencies) / seconds:7.0f} req/s  p50 {pct(latencies, 0.5):6.2f} ms"
+        f"  p99 {pct(latencies, 0.99):6.2f} ms"
+    )
+
+
+async def timed(coro: object) -> tuple[list[float], float]:
+    started = time.perf_counter()
+    latencies = await coro  # type: ignore[misc]
+    return latencies, time.perf_counter() - started
+
+
+async def report(port: int, token: str, n: int, conc: int) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    await https_sequential(port, token, context, 50, True)  # warm up
+    for label, coro in (
+        ("(a) new HTTPS connection per request", https_sequential(port, token, context, n, False)),
+        ("(b) HTTPS keep-alive, sequential", https_sequential(port, token, context, n, True)),
+        ("(c) one WSS connection, sequential", wss(port, token, context, n, 1)),
+        (
+            f"{conc} keep-alive HTTPS connections, concurrent",
+            https_concurrent(port, token, context, n * 2, conc),
+        ),
+        (f"one WSS connection, {conc} in flight", wss(port, token, context, n * 2, conc)),
+    ):
+        latencies, seconds = await timed(coro)
+        print(line(label, latencies, seconds))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="aigw-bench-ws-")
+    cert, key = make_certificate(workdir)
+    upstream_port, gateway_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "AIGW_DATABASE_URL": f"sqlite:///{workdir}/bench.db",
+        "AIGW_ADMIN_TOKEN": ADMIN,
+        "AIGW_UPSTREAM_OPENAI": f"http://127.0.0.1:{upstream_port}/v1",
+    }
+    upstream = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.upstream_app:app", "--port", str(upstream_port),
+         "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env,
+    )  # fmt: skip
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(gateway_port), "--ssl-certfile", cert,
+         "--ssl-keyfile", key], cwd=ROOT, env=env,
+    )  # fmt: skip
+    try:
+        base = f"https://127.0.0.1:{gateway_port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", verify=False)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        httpx.post(
+            f"{base}/client/v4/accounts/bench/ai-gateway/gateways",
+            json={"id": "gw"},
+            headers=admin,
+            verify=False,
+        )
+        created = httpx.post(
+            f"{base}/client/v4/accounts/bench/tokens",
+            json={"name": "bench", "permissions": ["run"], "gateways": ["*"]},
+            headers=admin,
+            verify=False,
+        )
+        token = created.json()["result"]["value"]
+        asyncio.run(report(gateway_port, token, args.requests, args.concurrency))
+    finally:
+        for process in (gateway, upstream):
+            process.terminate()
+            process.wait(10)
+
+
+if __name__ == "__main__":
+    main()
