@@ -26,7 +26,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_gateway import ADMIN, ROOT, RawClient, build_request, free_port, pct  # noqa: E402
+from bench.bench_gateway import ADMIN, ROOT, RawClient, build_request, free_port, pct
 
 STEP = {
     "provider": "openai",
