@@ -25,6 +25,8 @@ from app.pipeline.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimi
 from app.pipeline.realtime import RealtimeBridge
 from app.pipeline.redis_cache import RedisCache
 from app.pipeline.run import Pipeline
+from app.pipeline.tenancy import Tenancy
+from app.secretbox import SecretBox
 from app.settings import Settings
 from app.transports import http as http_transport
 from app.transports import realtime as realtime_transport
@@ -65,6 +67,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.cache = cache
     app.state.http_client = client
     app.state.pipeline = Pipeline(settings, client, directory, cache, sink, limiter)
+    app.state.secret_box = SecretBox(settings.secret_key)
+    app.state.tenancy = Tenancy(sessions, settings.config_cache_ttl_s, app.state.secret_box)
+    app.state.pipeline.tenancy = app.state.tenancy
     app.state.ws_sessions = ws_transport.SessionRegistry()
     app.state.metrics = metrics = Metrics()
     app.state.pipeline.metrics = metrics
@@ -132,11 +137,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _include_management(app: FastAPI) -> None:
-    from app.api import gateways, tokens
+    from app.api import analytics, custom_providers, gateways, logs, provider_configs, tokens
     from app.api.envelope import install_management_error_handlers
 
     app.include_router(gateways.router)
     app.include_router(tokens.router)
+    app.include_router(logs.router)
+    app.include_router(provider_configs.router)
+    app.include_router(custom_providers.router)
+    app.include_router(analytics.router)
     install_management_error_handlers(app)
 
 

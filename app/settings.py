@@ -20,6 +20,15 @@ class Settings(BaseSettings):
         description="Plain SQLAlchemy URL; sqlite:// and postgresql:// get their async driver added.",
     )
     admin_token: str | None = Field(default=None, description="Server-wide token with every permission.")
+    secret_key: str | None = Field(
+        default=None,
+        description="Encrypts stored provider keys (BYOK) at rest; at least 16 characters. Unset: "
+        "provider keys cannot be stored.",
+    )
+    allow_http_custom_providers: bool = Field(
+        default=False,
+        description="Development only: let custom providers use http:// base URLs on loopback hosts.",
+    )
     redis_url: str | None = None
     # When Redis is unreachable, admit requests (open) rather than refuse them (closed).
     rate_limit_fail_open: bool = True

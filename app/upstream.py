@@ -10,6 +10,7 @@ requests/s with aiohttp's pool on this machine.
 
 from __future__ import annotations
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -39,9 +40,28 @@ class UpstreamClient:
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         """Headers read, body not yet: the caller reads or streams it, then closes the response."""
-        response = await self._transport.handle_async_request(request)
+        try:
+            response = await self._handle(request)
+        except httpx.ConnectTimeout as exc:
+            # httpx-aiohttp maps every aiohttp connection error (refused, reset, DNS) to
+            # ConnectTimeout; only a real timeout may count as one (2012 vs 2005).
+            if exc.__cause__ is None or isinstance(exc.__cause__, aiohttp.ServerTimeoutError):
+                raise
+            raise httpx.ConnectError(str(exc), request=request) from exc.__cause__
         response.request = request
         return response
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._transport.handle_async_request(request)
+        except httpx.HTTPError as exc:
+            # The server closed the connection without answering: almost always a pooled keep-alive
+            # connection it had just timed out as we reused it, so the request never reached the
+            # application. Send it once more on a fresh connection, as browsers do. (A server that
+            # crashes mid-request also lands here and gets the request twice: an accepted risk.)
+            if not isinstance(exc.__cause__, aiohttp.ServerDisconnectedError):
+                raise
+        return await self._transport.handle_async_request(request)
 
     async def aclose(self) -> None:
         await self._transport.aclose()

@@ -4,6 +4,8 @@ first-byte timeout, network failures (2005), upstream timeouts (2012) and mid-st
 
 from __future__ import annotations
 
+import email.utils
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -52,10 +54,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream
         yield gateway
 
 
-@pytest.fixture
-def api(server: GatewayServer, upstream: FakeUpstream) -> Iterator[Api]:
+@pytest.fixture(scope="module")
+def module_api(server: GatewayServer) -> Iterator[Api]:
     with api_client(server) as client:
         yield client
+
+
+@pytest.fixture
+def api(module_api: Api, upstream: FakeUpstream) -> Api:
+    return module_api
 
 
 @pytest.fixture
@@ -155,8 +162,11 @@ def test_legacy_authorization_field(api: Api, gw: str, upstream: FakeUpstream) -
     assert upstream.last.headers["authorization"] == "Bearer sk-from-headers"  # headers win
 
 
-def test_step_cf_aig_headers_are_settings_not_forwarded(api: Api, gw: str, upstream: FakeUpstream) -> None:
-    step = openai_step({"x-fake-fail-times": "2", **fail_key(), "cf-aig-max-attempts": "3"})
+@pytest.mark.parametrize("name", ["cf-aig-max-attempts", "CF-AIG-Max-Attempts"])
+def test_step_cf_aig_headers_are_settings_not_forwarded(
+    api: Api, gw: str, upstream: FakeUpstream, name: str
+) -> None:
+    step = openai_step({"x-fake-fail-times": "2", **fail_key(), name: "3"})
     r = api.universal(gw, step)
     assert r.status_code == 200, r.text
     assert upstream.count() == 3
@@ -320,9 +330,35 @@ def test_retry_after_is_honoured(api: Api, gw: str, upstream: FakeUpstream) -> N
     assert second.time - first.time >= 0.95
 
 
+def test_retry_after_is_bounded_to_five_seconds(api: Api, gw: str, upstream: FakeUpstream) -> None:
+    step = openai_step(
+        {"x-fake-status": "429", "x-fake-retry-after": "3600", "x-fake-fail-times": "1", **fail_key()},
+        config={"maxAttempts": 2, "retryDelay": 0},
+    )
+    started = time.monotonic()
+    r = api.universal(gw, step)
+    assert r.status_code == 200, r.text
+    first, second = upstream.requests
+    gap, elapsed = second.time - first.time, time.monotonic() - started
+    assert 4.9 <= gap < 6.5, gap
+    assert elapsed < 8, elapsed
+
+
+def test_retry_after_http_date_is_honoured(api: Api, gw: str, upstream: FakeUpstream) -> None:
+    when = email.utils.formatdate(time.time() + 2, usegmt=True)  # 1 to 2 s ahead (1 s resolution)
+    step = openai_step(
+        {"x-fake-status": "503", "x-fake-retry-after": when, "x-fake-fail-times": "1", **fail_key()},
+        config={"maxAttempts": 2, "retryDelay": 0},
+    )
+    r = api.universal(gw, step)
+    assert r.status_code == 200, r.text
+    first, second = upstream.requests
+    assert second.time - first.time >= 0.9
+
+
 @pytest.mark.parametrize(
     ("backoff", "minimum_gaps"),
-    [("exponential", [0.1, 0.2, 0.4]), ("linear", [0.1, 0.2, 0.3]), ("constant", [0.1, 0.1, 0.1])],
+    [("exponential", [0.05, 0.1, 0.2]), ("linear", [0.05, 0.1, 0.15]), ("constant", [0.05, 0.05, 0.05])],
 )
 def test_backoff_delays(
     api: Api, gw: str, upstream: FakeUpstream, backoff: str, minimum_gaps: list[float]
@@ -332,13 +368,13 @@ def test_backoff_delays(
     r = api.universal(
         gw,
         step,
-        headers={"cf-aig-max-attempts": "4", "cf-aig-retry-delay": "100", "cf-aig-backoff": backoff},
+        headers={"cf-aig-max-attempts": "4", "cf-aig-retry-delay": "50", "cf-aig-backoff": backoff},
     )
     elapsed = time.monotonic() - started
     assert r.status_code == 200, r.text
     times = [rec.time for rec in upstream.requests]
     assert len(times) == 4
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     for gap, minimum in zip(gaps, minimum_gaps, strict=True):
         assert gap >= minimum * 0.95, (backoff, gaps)
     assert elapsed >= sum(minimum_gaps) * 0.95
@@ -402,11 +438,13 @@ def test_request_timeout_cuts_earlier_attempts_of_the_final_step(
 
 
 def test_request_timeout_does_not_cut_a_started_stream(api: Api, gw: str, upstream: FakeUpstream) -> None:
-    step = openai_step({"x-fake-chunk-delay-ms": "150"}, stream=True, config={"requestTimeout": 100})
+    step = workers_ai_step({"x-fake-chunk-delay-ms": "120"}, stream=True)
+    step["config"] = {"requestTimeout": 60}
     r = api.universal(gw, [step, anthropic_step()])
     assert r.status_code == 200
     assert r.headers["cf-aig-step"] == "0"
     events = sse_events(r.content)
+    assert len(events) == 5
     assert events[-1] == (None, "[DONE]")
     assert upstream.count() == 1
 
@@ -474,3 +512,9 @@ def test_server_still_answers_after_a_cut_stream(api: Api, gw: str, upstream: Fa
     r = api.universal(gw, openai_step(stream=True))
     assert r.status_code == 200
     assert sse_events(r.content)[-1] == (None, "[DONE]")
+
+
+def test_non_latin1_event_id_on_a_gateway_error(api: Api, gw: str, upstream: FakeUpstream) -> None:
+    step = openai_step({"x-fake-cut-after": "10"}, eventId="évènement-😀")
+    r = api.universal(gw, step)
+    error_of(r, 502, 2005)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -22,6 +23,10 @@ from app.api.envelope import (
 from app.db import gateways
 from app.db.gateways import GatewayCreate, GatewayExists, GatewayPublic, GatewayUpdate
 from app.db.models import Gateway
+from app.pipeline.cache import CacheStore
+from app.pipeline.tenancy import Tenancy
+
+logger = logging.getLogger("aigw.api")
 
 router = APIRouter(
     prefix="/client/v4/accounts/{account_id}/ai-gateway/gateways",
@@ -44,7 +49,19 @@ async def _existing(session: AsyncSession, account_id: str, gateway_id: str) -> 
 
 
 def _public(row: Gateway) -> GatewayPublic:
-    return GatewayPublic.model_validate(row)
+    return GatewayPublic.model_validate(row, update={"is_default": row.id == "default"})
+
+
+async def _drop_cached_responses(request: Request, account_id: str, gateway_id: str) -> None:
+    """Drop the gateway's cached responses (keys are prefixed `{account}/{gateway}/`). The change is
+    already committed, so a cache store that is down is logged rather than failing the call."""
+    cache: CacheStore = request.app.state.cache
+    try:
+        dropped = await cache.delete_prefix(f"{account_id}/{gateway_id}/")
+    except Exception:
+        logger.exception("could not drop the cached responses of gateway %s/%s", account_id, gateway_id)
+        return
+    logger.info("dropped %d cached responses of gateway %s/%s", dropped, account_id, gateway_id)
 
 
 @router.get("", response_model=PagedEnvelope[GatewayPublic])
@@ -97,21 +114,34 @@ async def update_gateway(
     _: CanEdit,
     session: SessionDep,
     directory: DirectoryDep,
+    request: Request,
 ) -> dict[str, Any]:
     row = await _existing(session, account_id, gateway_id)
     row = await gateways.update_gateway(session, row, body)
     directory.invalidate_gateway(account_id, gateway_id)
+    if row.cache_invalidate_on_update:
+        await _drop_cached_responses(request, account_id, gateway_id)
     return ok(_public(row))
 
 
 @router.delete("/{gateway_id}", response_model=Envelope[GatewayPublic])
 async def delete_gateway(
-    account_id: AccountId, gateway_id: str, _: CanEdit, session: SessionDep, directory: DirectoryDep
+    account_id: AccountId,
+    gateway_id: str,
+    _: CanEdit,
+    session: SessionDep,
+    directory: DirectoryDep,
+    request: Request,
 ) -> dict[str, Any]:
+    """Delete the gateway with its logs, stored provider keys and cached responses."""
     row = await _existing(session, account_id, gateway_id)
     deleted = _public(row)  # before the delete expires the row's attributes
     await gateways.delete_gateway(session, row)
     directory.invalidate_gateway(account_id, gateway_id)
+    tenancy: Tenancy | None = getattr(request.app.state, "tenancy", None)
+    if tenancy is not None:
+        tenancy.invalidate_keys(account_id, gateway_id)
+    await _drop_cached_responses(request, account_id, gateway_id)
     return ok(deleted)
 
 

@@ -9,6 +9,7 @@ invalidate their entry at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db.models import Gateway, Token, utcnow
+
+logger = logging.getLogger("aigw.config")
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -90,36 +93,53 @@ class TokenRecord:
 
 
 class TTLCache(Generic[K, V]):
-    """A small TTL map whose misses are loaded once however many callers ask at the same time."""
+    """A small TTL map whose misses are loaded once however many callers ask at the same time.
 
-    def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
+    When the database cannot answer a reload (down, or silent behind a network partition), the
+    last value read is served rather than failing or stalling requests: the caller that starts a
+    reload waits for it at most `stale_wait_s`, callers arriving while it runs get the last value
+    at once, and a failed reload keeps that value for another TTL. A key never read needs the
+    database."""
+
+    def __init__(self, ttl: float, max_entries: int = 100_000, stale_wait_s: float = 0.5) -> None:
         self._ttl = ttl
         self._max = max_entries
+        self._stale_wait = stale_wait_s
         self._entries: dict[K, tuple[float, V]] = {}
-        self._loading: dict[K, asyncio.Future[V]] = {}
+        self._loading: dict[K, asyncio.Task[V]] = {}
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         hit = self._entries.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         pending = self._loading.get(key)
-        if pending is not None:
+        if pending is not None and hit is not None:
+            return hit[1]  # a reload is under way; the last value is as good as a moment ago
+        if pending is None:
+            pending = asyncio.create_task(self._load(key, load, hit))
+            pending.add_done_callback(lambda task: task.cancelled() or task.exception())
+            self._loading[key] = pending
+        if hit is None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending), self._stale_wait)
+        except TimeoutError:
+            logger.warning("config reload slower than %.1f s, serving the cached entry", self._stale_wait)
+            return hit[1]
+
+    async def _load(self, key: K, load: Callable[[], Awaitable[V]], hit: tuple[float, V] | None) -> V:
         try:
             value = await load()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
+        except Exception as exc:
+            if hit is None:
+                raise
+            logger.warning("config reload failed, serving the cached entry: %s", exc)
+            value = hit[1]
         finally:
             self._loading.pop(key, None)
         if len(self._entries) >= self._max:
             self._entries.clear()
-        self._entries[key] = (now + self._ttl, value)
-        future.set_result(value)
+        self._entries[key] = (time.monotonic() + self._ttl, value)
         return value
 
     def invalidate(self, key: K) -> None:

@@ -11,7 +11,8 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db.fields import INT32_MAX, GatewayId, UtcDatetime
-from app.db.models import Gateway, GatewayBase, Log, utcnow
+from app.db.log_store import purge_gateway
+from app.db.models import Gateway, GatewayBase, ProviderConfig, utcnow
 
 
 class GatewayExists(Exception):
@@ -47,6 +48,7 @@ class GatewayPublic(GatewayBase):
     account_id: str
     created_at: UtcDatetime
     modified_at: UtcDatetime
+    is_default: bool = False  # the `default` gateway, created on first use (SDK field)
 
 
 async def create_gateway(session: AsyncSession, account_id: str, data: GatewayCreate) -> Gateway:
@@ -101,9 +103,13 @@ async def update_gateway(session: AsyncSession, row: Gateway, data: GatewayUpdat
 
 
 async def delete_gateway(session: AsyncSession, row: Gateway) -> None:
-    """Delete the gateway and its logs in one transaction."""
+    """Delete the gateway, its logs and its stored provider keys in one transaction."""
+    key = (row.account_id, row.id)
+    await purge_gateway(await session.connection(), key)
     await session.exec(
-        delete(Log).where(col(Log.account_id) == row.account_id, col(Log.gateway_id) == row.id)
+        delete(ProviderConfig).where(
+            col(ProviderConfig.account_id) == row.account_id, col(ProviderConfig.gateway_id) == row.id
+        )
     )
     await session.delete(row)
     await session.commit()

@@ -61,6 +61,10 @@ class Log(SQLModel, table=True):
         Index("ix_logs_gateway_id_order", "account_id", "gateway_id", "id"),
         Index("ix_logs_gateway_created", "account_id", "gateway_id", "created_at"),
         Index("ix_logs_event", "account_id", "gateway_id", "event_id"),
+        # The common list filters (provider, success, model), each ending in `id` so that a filtered
+        # page is read in ULID order straight from the index (migration 0003).
+        Index("ix_logs_gateway_provider", "account_id", "gateway_id", "provider", "success", "id"),
+        Index("ix_logs_gateway_model", "account_id", "gateway_id", "model", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=26)
@@ -102,3 +106,67 @@ class Log(SQLModel, table=True):
     frames_in: int | None = None
     frames_out: int | None = None
     close_code: int | None = None
+
+
+class LogMetadata(SQLModel, table=True):
+    """One row per metadata entry of a log, so that metadata filters and groupings use an index
+    instead of parsing JSON row by row. `logs.metadata` stays the source the API returns."""
+
+    __tablename__ = "log_metadata"
+    __table_args__ = (Index("ix_log_metadata_value", "account_id", "gateway_id", "value", "key", "log_id"),)
+
+    log_id: str = Field(primary_key=True, max_length=26)
+    key: str = Field(primary_key=True, max_length=255)
+    account_id: str = Field(max_length=64)
+    gateway_id: str = Field(max_length=64)
+    value: str = Field(max_length=512)
+
+
+class LogCounter(SQLModel, table=True):
+    """Stored log rows per gateway, kept by the log writer and by deletions in the same
+    transactions: the storage limit and unfiltered list totals read it instead of COUNT(*)."""
+
+    __tablename__ = "log_counters"
+
+    account_id: str = Field(primary_key=True, max_length=64)
+    gateway_id: str = Field(primary_key=True, max_length=64)
+    log_count: int = 0
+
+
+class ProviderConfig(SQLModel, table=True):
+    """A stored provider key (BYOK). The secret is kept only encrypted (app/secretbox.py)."""
+
+    __tablename__ = "provider_configs"
+    __table_args__ = (
+        Index("ux_provider_configs_alias", "account_id", "gateway_id", "provider_slug", "alias", unique=True),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    account_id: str = Field(max_length=64)
+    gateway_id: str = Field(max_length=64)
+    provider_slug: str = Field(max_length=64)
+    alias: str = Field(max_length=64)
+    secret_encrypted: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    secret_preview: str = Field(max_length=32)
+    default_config: bool = False
+    rate_limit: float | None = None
+    rate_limit_period: float | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    modified_at: datetime = Field(default_factory=utcnow)
+
+
+class CustomProvider(SQLModel, table=True):
+    """An account's own OpenAI-style upstream, reachable as `custom-{slug}`."""
+
+    __tablename__ = "custom_providers"
+    __table_args__ = (Index("ux_custom_providers_slug", "account_id", "slug", unique=True),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    account_id: str = Field(max_length=64)
+    slug: str = Field(max_length=64)
+    name: str = Field(max_length=255)
+    base_url: str = Field(max_length=2048)
+    description: str | None = Field(default=None, max_length=1024)
+    enable: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    modified_at: datetime = Field(default_factory=utcnow)

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from ulid import ULID
 
+from app.db.log_store import store_batch
 from app.db.models import Log
 from app.pipeline.types import CustomCost
 from app.providers.cost import cost_of
@@ -66,6 +67,7 @@ class LogRecord:
     response_head: bytes = b""
     response_size: int = 0
     usage_known: bool = False  # a stream scanner already filled tokens_in/out
+    full_body: bytes | None = None  # the whole non-stream response, read for usage off the hot path
     error: str | None = None
     # Realtime sessions: what a body-less WebSocket relay reports instead.
     model_override: str | None = None
@@ -92,7 +94,7 @@ class LogRecord:
     def to_row(self) -> dict[str, Any]:
         model = self.model_override or model_from_request(self.request_body, self.path, self.model_in_path)
         if not self.usage_known and self.success and not self.cached:
-            usage = usage_from_body(self.response_head)
+            usage = usage_from_body(self.full_body if self.full_body is not None else self.response_head)
             self.tokens_in, self.tokens_out = usage.tokens_in, usage.tokens_out
         cost = (
             0.0
@@ -144,46 +146,143 @@ class LogRecord:
         }
 
 
-class LogSink:
-    """An in-process queue of finished records, written in batches by one background task."""
+DROP_LOG_INTERVAL_S = 10.0
+# String columns with a length limit (PostgreSQL enforces them; SQLite does not).
+_MAX_CHARS: dict[str, int] = {
+    column.name: column.type.length
+    for column in Log.__table__.columns  # type: ignore[attr-defined]
+    if isinstance(getattr(column.type, "length", None), int)
+}
 
-    def __init__(self, engine: AsyncEngine, batch_size: int, interval_s: float, max_queue: int) -> None:
+
+def is_row_error(exc: Exception) -> bool:
+    """A row that can never be stored (bad data: SQLSTATE classes 22 and 23), as opposed to a
+    database that cannot be reached now."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    code = getattr(getattr(exc, "orig", None), "pgcode", None)
+    return isinstance(code, str) and code[:2] in ("22", "23")
+
+
+def storable(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with strings PostgreSQL would refuse made safe: NUL characters replaced, values cut
+    to their column's length (a client's 300-character Content-Type must not fail its batch)."""
+    for key, value in row.items():
+        if isinstance(value, str):
+            if "\x00" in value:
+                value = row[key] = value.replace("\x00", "\ufffd")
+            limit = _MAX_CHARS.get(key)
+            if limit is not None and len(value) > limit:
+                row[key] = value[:limit]
+    return row
+
+
+def footprint(record: LogRecord) -> int:
+    """Bytes a queued record holds (its bodies, plus a fixed allowance for the rest)."""
+    return len(record.request_body) + len(record.response_head) + 1024
+
+
+class LogSink:
+    """An in-process queue of finished records, written in batches by one background task.
+
+    Database down: the batch in hand is retried with exponential backoff (`retry_initial_s`
+    doubling up to `retry_max_s`) for as long as the database stays unreachable, while new rows
+    wait in the queue. The queue is bounded by rows (`max_queue`) and by bytes (`max_bytes`), so
+    memory stays bounded: once either bound is reached new rows are dropped, counted in `dropped`
+    (metric `aigw_logs_dropped`) and reported by an error log line (at most one every 10 s). A row
+    the database refuses as such (bad data) is isolated and dropped alone, never its whole batch.
+    Rows still buffered when `stop` gives up are counted as dropped too. Nothing here ever makes a
+    request wait.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        batch_size: int,
+        interval_s: float,
+        max_queue: int,
+        *,
+        max_bytes: int = 256 * 1024 * 1024,
+        retry_initial_s: float = 0.1,
+        retry_max_s: float = 5.0,
+        write_timeout_s: float = 60.0,
+    ) -> None:
         self._engine = engine
         self._batch_size = batch_size
         self._interval = interval_s
-        self._queue: asyncio.Queue[LogRecord] = asyncio.Queue(maxsize=max_queue)
+        self._queue: asyncio.Queue[tuple[LogRecord, int]] = asyncio.Queue(maxsize=max_queue)
+        self._max_bytes = max_bytes
+        self._bytes = 0  # held by queued records and the batch in hand
+        self._in_hand = 0
+        self._retry_initial = retry_initial_s
+        self._retry_max = retry_max_s
+        self._write_timeout = write_timeout_s
         self._task: asyncio.Task[None] | None = None
+        self._drops_unreported = 0
+        self._last_drop_report = -DROP_LOG_INTERVAL_S
         self.dropped = 0
         self.written = 0
+        self.refused = 0  # not stored: the gateway's log storage is full (STOP_INSERTING)
+        self.retries = 0  # failed write attempts that were retried
 
     def put(self, record: LogRecord) -> None:
+        """Queue a record; never waits. Over the row or byte bound it is dropped and counted."""
+        size = footprint(record)
+        if self._bytes + size > self._max_bytes:
+            self._drop(1, "log buffer full (bytes)")
+            return
         try:
-            self._queue.put_nowait(record)
+            self._queue.put_nowait((record, size))
         except asyncio.QueueFull:
-            self.dropped += 1  # never block a request on logging; counted instead
-            logger.error("log queue full: dropped log row %s", record.id)
+            self._drop(1, "log buffer full (rows)")
+            return
+        self._bytes += size
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        """Rows waiting to be written: queued, plus the batch being written or retried."""
+        return self._queue.qsize() + self._in_hand
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._bytes
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="aigw-log-writer")
 
     async def stop(self, timeout_s: float = 30.0) -> None:
-        """Write everything queued, then stop the writer."""
+        """Write everything queued (for at most `timeout_s`), then stop the writer. What could not
+        be written by then (the database is down) is counted as dropped."""
         if self._task is None:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), timeout_s)
+        left = self.depth
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        while not self._queue.empty():
+            self._bytes -= self._queue.get_nowait()[1]
+            self._queue.task_done()
+        if left:
+            self._drop(left, f"not written within {timeout_s:g} s of shutdown", force=True)
 
     async def flush(self) -> None:
         """Wait until every record queued so far is written (tests, shutdown)."""
         await self._queue.join()
+
+    def _drop(self, count: int, reason: str, *, force: bool = False) -> None:
+        self.dropped += count
+        self._drops_unreported += count
+        now = time.monotonic()
+        if force or now - self._last_drop_report >= DROP_LOG_INTERVAL_S:
+            logger.error(
+                "dropped %d log rows (%s); %d dropped since start",
+                self._drops_unreported, reason, self.dropped,
+            )  # fmt: skip
+            self._drops_unreported = 0
+            self._last_drop_report = now
 
     async def _run(self) -> None:
         while True:
@@ -196,20 +295,66 @@ class LogSink:
                     batch.append(self._queue.get_nowait())
                 except asyncio.QueueEmpty:
                     break
+            self._in_hand = len(batch)
             try:
-                await self._write(batch)
+                await self._write([record for record, _ in batch])
             finally:
+                self._in_hand = 0
+                self._bytes -= sum(size for _, size in batch)
                 for _ in batch:
                     self._queue.task_done()
 
+    def _rows(self, batch: list[LogRecord]) -> list[dict[str, Any]]:
+        rows = []
+        for record in batch:
+            try:
+                rows.append(storable(record.to_row()))
+            except Exception:
+                logger.exception("could not build log row %s", record.id)
+                self._drop(1, "could not build the row", force=True)
+        return rows
+
     async def _write(self, batch: list[LogRecord]) -> None:
-        if not batch:
-            return
-        rows = [record.to_row() for record in batch]
-        try:
-            async with self._engine.begin() as connection:
-                await connection.execute(insert(Log.__table__), rows)  # type: ignore[attr-defined]
-            self.written += len(rows)
-        except Exception:
-            self.dropped += len(rows)
-            logger.exception("could not write %d log rows", len(rows))
+        """Store the batch, retrying with backoff while the database is unreachable."""
+        rows = self._rows(batch)
+        delay = self._retry_initial
+        failures = 0
+        while rows:
+            try:
+                await self._store(rows)
+                break
+            except Exception as exc:
+                if is_row_error(exc):
+                    rows = await self._isolate(rows)
+                    if not rows:
+                        break
+                failures += 1
+                self.retries += 1
+                if failures == 1:
+                    logger.error(
+                        "log database unavailable (%s: %s); %d rows buffered, retrying with backoff",
+                        type(exc).__name__, exc, self.depth,
+                    )  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max)
+        if failures:
+            logger.warning("log database reachable again after %d failed attempts", failures)
+
+    async def _store(self, rows: list[dict[str, Any]]) -> None:
+        async with asyncio.timeout(self._write_timeout), self._engine.begin() as connection:
+            written, refused = await store_batch(connection, rows)
+        self.written += written
+        self.refused += refused
+
+    async def _isolate(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store rows one by one, dropping those the database refuses. Returns the rows left
+        when the database became unreachable on the way (to be retried)."""
+        for index, row in enumerate(rows):
+            try:
+                await self._store([row])
+            except Exception as exc:
+                if not is_row_error(exc):
+                    return rows[index:]
+                logger.error("log row %s refused by the database: %s", row["id"], exc)
+                self._drop(1, "row refused by the database", force=True)
+        return []

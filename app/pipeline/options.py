@@ -63,7 +63,7 @@ def _int(header: str, value: str, low: int, high: int) -> int:
     return number
 
 
-def _metadata(header: str, value: str) -> dict[str, str | int | float | bool]:
+def _metadata(header: str, value: str) -> dict[str, str | int | float | bool] | None:
     try:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError:
@@ -73,7 +73,7 @@ def _metadata(header: str, value: str) -> dict[str, str | int | float | bool]:
     kept: dict[str, str | int | float | bool] = {}
     for key, item in parsed.items():
         if isinstance(item, dict | list) or item is None:
-            raise _bad(header, "values must be strings, numbers or booleans")
+            return None  # documented: a nested value makes the whole header ignored
         if key.startswith("cf.") or len(kept) >= MAX_METADATA_ENTRIES:
             continue  # documented: reserved keys and entries past five are dropped
         kept[key] = item

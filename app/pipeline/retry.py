@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -46,10 +47,15 @@ def is_retryable(status: int) -> bool:
 def _retry_after_s(response: httpx.Response) -> float:
     if response.status_code not in (429, 503):
         return 0.0
-    value = response.headers.get("retry-after", "")
-    with contextlib.suppress(ValueError):
-        return min(float(value) * 1000, MAX_RETRY_AFTER_MS) / 1000
-    return 0.0
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:  # RFC 9110 also allows an HTTP date
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return 0.0
+    return max(0.0, min(seconds * 1000, MAX_RETRY_AFTER_MS)) / 1000
 
 
 async def _send(client: UpstreamClient, request: httpx.Request, timeout_s: float | None) -> httpx.Response:

@@ -24,6 +24,7 @@ from app.pipeline.logs import LogRecord, LogSink, new_log_id
 from app.pipeline.ratelimit import RateLimiter, retry_after_header
 from app.pipeline.retry import RetryPolicy, UpstreamFailure, send_with_retries
 from app.pipeline.stream import ReplayStream, UpstreamStream
+from app.pipeline.tenancy import Tenancy
 from app.pipeline.types import GatewayRequest, GatewayResult, Options, ResultMeta, Step
 from app.providers.base import Provider
 from app.providers.catalog import get_provider
@@ -97,6 +98,7 @@ class Pipeline:
         self._sink = sink
         self._limiter = limiter
         self.metrics: Metrics | None = None
+        self.tenancy: Tenancy | None = None  # custom providers and stored keys (set by the app)
         self._coalescer = Coalescer()
 
     async def run(self, request: GatewayRequest) -> GatewayResult:
@@ -106,7 +108,8 @@ class Pipeline:
             translations = [self._compat(step) for step in request.steps]
         except CompatRequestError as error:
             return compat_error_result(error, request.options.event_id)
-        providers = [get_provider(step.provider) for step in request.steps]  # 2008 before any call
+        # 2008 before any call; `custom-{slug}` resolves through the account's custom providers.
+        providers = [await self._provider(request.account_id, step.provider) for step in request.steps]
         runs = self._step_runs(request, gateway, authenticated, providers)
         await self._enforce_rate_limit(runs[0])
         for run, translation in zip(runs, translations, strict=True):
@@ -204,7 +207,24 @@ class Pipeline:
     async def _check_token(self, token: str | None, account: str, gateway_id: str) -> None:
         await auth.require(self._directory, self._settings.admin_token, token, "run", account, gateway_id)
 
+    # ---- tenancy (management API): custom providers, stored provider keys (BYOK) ------------------
+    async def _provider(self, account_id: str, slug: str) -> Provider:
+        if self.tenancy is None:
+            return get_provider(slug)
+        return await self.tenancy.provider(account_id, slug)
+
+    async def _inject_stored_key(self, run: StepRun) -> None:
+        """Authenticated requests without a credential of their own get the gateway's stored key."""
+        if run.authenticated and self.tenancy is not None:
+            request = run.request
+            await self.tenancy.inject_key(
+                request.account_id, request.gateway_id, run.provider, run.step, run.options.byok_alias
+            )
+
+    # ---- end tenancy -------------------------------------------------------------------------------
+
     async def _run_step(self, run: StepRun) -> GatewayResult | None:
+        await self._inject_stored_key(run)  # before the cache key, which covers credentials
         step, options = run.step, run.options
         url = run.provider.upstream_url(step.endpoint, run.request.account_id, self._upstream_override(run))
         if step.query_string:
@@ -249,8 +269,8 @@ class Pipeline:
 
     def _cache_key(self, run: StepRun, url: str) -> str:
         step = run.step
-        credential_names = run.provider.credential_headers
-        credentials = [value for name, value in step.headers if name.lower() in credential_names]
+        names = run.provider.credential_headers
+        credentials = [v for n, v in step.headers if n.lower() in names or n.lower() == "authorization"]
         return cache_key(
             run.request.account_id,
             run.request.gateway_id,
@@ -359,6 +379,7 @@ class Pipeline:
             await response.aclose()
         meta.upstream_ms = (time.perf_counter() - upstream_started) * 1000
         record.add_response_bytes(body)
+        record.full_body = body  # a reference, not a copy; usage is read by the log writer
         record.finish(status, ok)
         self._log(run, record)
         if not ok and not run.is_last:

@@ -25,6 +25,10 @@ class Usage:
     def absorb(self, document: Any) -> None:
         """Take whatever token counts `document` reports; later reports win (Anthropic streams send
         input tokens first and output tokens last)."""
+        if isinstance(document, list):  # Google's streamGenerateContent without alt=sse
+            for item in document:
+                self.absorb(item)
+            return
         if not isinstance(document, dict):
             return
         for holder in (document, document.get("result"), document.get("message"), document.get("response")):

@@ -13,12 +13,17 @@ from app.errors import GatewayError, error_body
 
 
 def http_error_response(error: GatewayError) -> Response:
-    return Response(
+    response = Response(
         orjson.dumps(error_body(error.code, error.message)),
         status_code=error.status,
         media_type="application/json",
-        headers=error.headers,
     )
+    # Header values may echo client input (an eventId): never let an unencodable one turn into a 500.
+    response.raw_headers.extend(
+        (name.lower().encode("latin-1"), value.encode("latin-1", "replace"))
+        for name, value in error.headers.items()
+    )
+    return response
 
 
 async def gateway_error_handler(_request: Request, exc: Exception) -> Response:

@@ -117,8 +117,8 @@ def tool_calls_of(message: JSON) -> list[tuple[str, str, JSON]]:
     return out
 
 
-def function_tools(request: JSON) -> list[JSON]:
-    """The request's tools as [{name, description?, parameters}]."""
+def function_tools(request: JSON, schema_key: str = "parameters") -> list[JSON]:
+    """The request's tools as [{name, description?, <schema_key>: parameters schema}]."""
     tools = request.get("tools") or []
     if not isinstance(tools, list):
         raise CompatRequestError("'tools' must be an array")
@@ -131,7 +131,7 @@ def function_tools(request: JSON) -> list[JSON]:
         spec: JSON = {"name": function["name"]}
         if isinstance(function.get("description"), str):
             spec["description"] = function["description"]
-        spec["parameters"] = function.get("parameters") or {"type": "object", "properties": {}}
+        spec[schema_key] = function.get("parameters") or {"type": "object", "properties": {}}
         out.append(spec)
     return out
 
@@ -213,7 +213,11 @@ def message_choice(index: int, text: str, tool_calls: list[JSON], finish_reason:
 
 
 def usage(prompt: int, completion: int, *, cached: int = 0, reasoning: int = 0) -> JSON:
-    out: JSON = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    out: JSON = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
     if cached:
         out["prompt_tokens_details"] = {"cached_tokens": cached}
     if reasoning:
@@ -237,6 +241,16 @@ def completion(response_id: str, model: str, choices: list[JSON], usage_block: J
             "usage": usage_block,
         }
     )
+
+
+def obj(value: Any) -> JSON:
+    """`value` if it is a JSON object, else an empty one (for reading provider documents)."""
+    return value if isinstance(value, dict) else {}
+
+
+def objects(value: Any) -> list[JSON]:
+    """The JSON objects of `value` if it is an array, else none."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def loads(raw: bytes) -> Any:
@@ -301,7 +315,9 @@ class ChunkWriter:
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def _choice(self, index: int, delta: JSON, finish_reason: str | None = None) -> bytes:
-        return self._chunk([{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
+        return self._chunk(
+            [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+        )
 
     def start(self, index: int = 0) -> bytes:
         if index in self._started or self.done:
@@ -315,12 +331,16 @@ class ChunkWriter:
     def text(self, text: str, index: int = 0) -> bytes:
         return self.delta({"content": text}, index) if text else self.start(index)
 
-    def tool_call(self, tool_index: int, call_id: str, name: str, arguments: str = "", index: int = 0) -> bytes:
+    def tool_call(
+        self, tool_index: int, call_id: str, name: str, arguments: str = "", index: int = 0
+    ) -> bytes:
         call = {"index": tool_index, **tool_call(call_id, name, arguments)}
         return self.delta({"tool_calls": [call]}, index)
 
     def tool_arguments(self, tool_index: int, arguments: str, index: int = 0) -> bytes:
-        return self.delta({"tool_calls": [{"index": tool_index, "function": {"arguments": arguments}}]}, index)
+        return self.delta(
+            {"tool_calls": [{"index": tool_index, "function": {"arguments": arguments}}]}, index
+        )
 
     def finish(self, reasons: dict[int, str], usage_block: JSON) -> bytes:
         """Ends the stream (once): a finish chunk per choice, the usage chunk, `[DONE]`."""

@@ -4,11 +4,15 @@ others are translated both ways by their own module."""
 from __future__ import annotations
 
 from app.errors import UnknownProvider
-from app.providers.compat import openai_like
+from app.providers.compat import anthropic, google, openai_like, workers_ai
 from app.providers.compat.base import Builder, Translation, parse_request
 
 # Translated providers: prefix -> builder. Each module owns its request/response/stream mapping.
-TRANSLATED: dict[str, Builder] = {}
+TRANSLATED: dict[str, Builder] = {
+    "anthropic": anthropic.build,
+    "google-ai-studio": google.build,
+    "workers-ai": workers_ai.build,
+}
 
 
 def translate(body: bytes, headers: list[tuple[str, str]]) -> Translation:
