@@ -120,7 +120,7 @@ async def run_provider(
         query_string=scope["query_string"].decode("latin-1"),
     )
     request = GatewayRequest(
-        account_id, gateway_id, "provider", [step], options,
+        account_id, gateway_id, "compat" if provider == "compat" else "provider", [step], options,
         user_agent=_header(pairs, "user-agent"), request_content_type=_header(pairs, "content-type"),
     )  # fmt: skip
     pipeline: Pipeline = state.pipeline
