@@ -8,6 +8,7 @@ requests and streams and runs the lifespan shutdown that flushes the log queue.
 
 from __future__ import annotations
 
+import signal
 import socket
 from typing import Any
 
@@ -34,6 +35,9 @@ class GracefulServer(uvicorn.Server):
         if registry is not None and len(registry):
             await registry.drain(self.config.timeout_graceful_shutdown or 30.0)
         await super().shutdown(sockets)
+        # uvicorn re-raises the captured SIGTERM once serving ends, so the process would die "by
+        # signal" after a clean drain; a graceful stop exits 0 instead.
+        self._captured_signals = [sig for sig in self._captured_signals if sig != signal.SIGTERM]
 
 
 class GracefulProcess(multiprocess.Process):

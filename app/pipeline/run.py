@@ -73,6 +73,18 @@ class StepRun:
         }
 
 
+def event_id_of(steps: list[Step], options: Options) -> str | None:
+    """The client's id for a request: a step's `eventId`, else a step's `cf-aig-event-id` header,
+    else the request's (or WebSocket session's) `cf-aig-event-id`. None: the first log id is used."""
+    for step in steps:
+        if step.event_id:
+            return step.event_id
+    for step in steps:
+        if step.options.event_id:
+            return step.options.event_id
+    return options.event_id
+
+
 def passthrough_headers(response: httpx.Response) -> list[tuple[str, str]]:
     return [
         (name.decode("latin-1"), value.decode("latin-1"))
@@ -128,8 +140,7 @@ class Pipeline:
         request: GatewayRequest, gateway: GatewayConfig, authenticated: bool, providers: list[Provider]
     ) -> list[StepRun]:
         first_log_id = request.log_id or new_log_id()
-        event_id = next((s.event_id for s in request.steps if s.event_id), None)
-        event_id = event_id or request.options.event_id or first_log_id
+        event_id = event_id_of(request.steps, request.options) or first_log_id
         last = len(request.steps) - 1
         return [
             StepRun(
@@ -348,6 +359,17 @@ class Pipeline:
         self, run: StepRun, record: LogRecord, url: str, cache_status: str, publish: Publish
     ) -> GatewayResult | None:
         """The upstream call of one step. None: the step failed and a later step should run."""
+        try:
+            return await self._call_upstream(run, record, url, cache_status, publish)
+        except asyncio.CancelledError:  # client gone or request cancelled: the step was attempted
+            if record.duration_ms is None:
+                record.finish(None, False, "cancelled before the response")
+                self._log(run, record)
+            raise
+
+    async def _call_upstream(
+        self, run: StepRun, record: LogRecord, url: str, cache_status: str, publish: Publish
+    ) -> GatewayResult | None:
         step = run.step
         request = self._client.build(step.method, url, step.headers, step.body)
         upstream_started = time.perf_counter()

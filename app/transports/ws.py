@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any
 from uuid import uuid4
@@ -20,7 +21,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.errors import GatewayError, MalformedRequest, PayloadTooLarge, RateLimited, ServiceUnavailable
 from app.pipeline.logs import new_log_id
 from app.pipeline.options import split_headers
-from app.pipeline.run import Pipeline
+from app.pipeline.run import Pipeline, event_id_of
 from app.pipeline.sse import SSEEvent, SSESplitter
 from app.pipeline.types import GatewayRequest, GatewayResult, Options
 from app.pipeline.universal import first_event_id, steps_from_universal
@@ -151,8 +152,11 @@ class Session:
         self.connection_id = str(uuid4())
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(settings.ws_send_queue_frames)
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._metadata: dict[str, dict[str, Any]] = {}  # per event, for its cancelled frame
+        self._late_frames: set[asyncio.Task[None]] = set()
         self._draining = False
         self._closed = False
+        self._last_activity = asyncio.get_running_loop().time()
 
     async def finish_in_flight(self) -> None:
         self._draining = True
@@ -191,20 +195,45 @@ class Session:
         await self._outbox.put(frame)
 
     async def _read_frames(self) -> None:
-        while True:
-            idle = None if self._in_flight else self._settings.ws_idle_timeout_s
-            try:
-                async with asyncio.timeout(idle):
-                    message = await self._ws.receive()
-            except TimeoutError:
-                await self.close(1000)
-                return
-            if message["type"] == "websocket.disconnect":
-                self._closed = True
-                return
-            raw = message.get("text")
-            data = raw.encode() if raw is not None else message.get("bytes") or b""
-            await self._handle(data)
+        loop = asyncio.get_running_loop()
+        idle_s = self._settings.ws_idle_timeout_s
+        receiving: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                if receiving is None:
+                    receiving = asyncio.ensure_future(self._ws.receive())
+                # The idle clock runs only while nothing is in flight, from the last activity.
+                wait = idle_s if self._in_flight else max(0.0, self._last_activity + idle_s - loop.time())
+                done, _ = await asyncio.wait({receiving}, timeout=wait)
+                if not done:
+                    if not self._in_flight and loop.time() - self._last_activity >= idle_s:
+                        await self.close(1000)
+                        return
+                    continue
+                message, receiving = receiving.result(), None
+                self._last_activity = loop.time()
+                if message["type"] == "websocket.disconnect":
+                    self._closed = True
+                    return
+                if message.get("text") is None:
+                    await self._refuse_binary(message.get("bytes") or b"")
+                    continue
+                await self._handle(message["text"].encode())
+        finally:
+            if receiving is not None:
+                receiving.cancel()
+
+    async def _refuse_binary(self, data: bytes) -> None:
+        """Requests are JSON text frames (protocol.md §6); a binary one is answered, not run."""
+        if len(data) > self._settings.ws_max_frame_bytes:
+            await self._send_error(PayloadTooLarge("Frame too large"), None)
+            return
+        try:
+            frame = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            frame = None
+        event_id = first_event_id(frame.get("request")) if isinstance(frame, dict) else None
+        await self._send_error(MalformedRequest("Requests are JSON text frames, not binary"), event_id)
 
     async def _handle(self, data: bytes) -> None:
         if len(data) > self._settings.ws_max_frame_bytes:
@@ -228,26 +257,27 @@ class Session:
             await self._send_error(MalformedRequest(f"Unknown frame type: {str(kind)[:64]}"), event_id)
 
     async def _create(self, payload: Any) -> None:
-        event_id = first_event_id(payload)
+        written_id = first_event_id(payload)
         if payload is None:
-            await self._send_error(MalformedRequest("'request' is required"), event_id)
-            return
-        if event_id is not None and event_id in self._in_flight:
-            await self._send_error(MalformedRequest(f"eventId {event_id} is already in flight"), event_id)
-            return
-        if self._draining:
-            await self._send_error(ServiceUnavailable("Server is shutting down"), event_id)
-            return
-        if len(self._in_flight) >= self._settings.ws_max_in_flight:
-            await self._send_error(RateLimited("Too many requests in flight on this connection"), event_id)
+            await self._send_error(MalformedRequest("'request' is required"), written_id)
             return
         try:
             steps = steps_from_universal(payload)
         except GatewayError as error:
-            await self._send_error(error, event_id)
+            await self._send_error(error, written_id)
             return
         log_id = new_log_id()
-        event_id = event_id or log_id
+        event_id = event_id_of(steps, self._defaults) or log_id  # the id every frame will carry
+        refusal: GatewayError | None = None
+        if event_id in self._in_flight:
+            refusal = MalformedRequest(f"eventId {event_id} is already in flight")
+        elif self._draining:
+            refusal = ServiceUnavailable("Server is shutting down")
+        elif len(self._in_flight) >= self._settings.ws_max_in_flight:
+            refusal = RateLimited("Too many requests in flight on this connection")
+        if refusal is not None:
+            await self._send_error(refusal, event_id)
+            return
         request = GatewayRequest(
             self._account_id, self._gateway_id, "websocket", steps, self._defaults,
             user_agent=self._user_agent, connection_id=self.connection_id,
@@ -255,7 +285,23 @@ class Session:
         )  # fmt: skip
         task = asyncio.create_task(self._run(event_id, request))
         self._in_flight[event_id] = task
-        task.add_done_callback(lambda _t: self._in_flight.pop(event_id, None))
+        self._metadata[event_id] = {"eventId": event_id}
+        task.add_done_callback(functools.partial(self._finished, event_id))
+
+    def _finished(self, event_id: str, task: asyncio.Task[None]) -> None:
+        """Every request ends with a terminal frame; a cancelled one (even before it started)
+        gets `universal.done` with `cancelled: true`."""
+        self._in_flight.pop(event_id, None)
+        metadata = self._metadata.pop(event_id, {"eventId": event_id})
+        self._last_activity = asyncio.get_running_loop().time()
+        if task.cancelled() and not self._closed:
+            frame = _frame("universal.done", {**metadata, "cancelled": True})
+            try:
+                self._outbox.put_nowait(frame)
+            except asyncio.QueueFull:  # a slow reader: queue it without blocking the callback
+                late = asyncio.ensure_future(self._outbox.put(frame))
+                self._late_frames.add(late)
+                late.add_done_callback(self._late_frames.discard)
 
     async def _cancel(self, event_id: Any) -> None:
         task = self._in_flight.get(event_id) if isinstance(event_id, str) else None
@@ -266,19 +312,15 @@ class Session:
         task.cancel()
 
     async def _run(self, event_id: str, request: GatewayRequest) -> None:
-        metadata: dict[str, Any] = {"eventId": event_id}
         try:
             result = await self._pipeline.run(request)
-            metadata = result_metadata(result)
+            metadata = self._metadata[event_id] = result_metadata(result)
             if result.stream is None:
                 await self._send(_frame("universal.created", metadata, _json_or_string(result.body or b"")))
             else:
                 await self._relay(result, metadata)
         except GatewayError as error:
             await self._send_error(error, event_id)
-        except asyncio.CancelledError:
-            with contextlib.suppress(asyncio.QueueFull):
-                self._outbox.put_nowait(_frame("universal.done", {**metadata, "cancelled": True}))
         except Exception:
             logger.exception("websocket request %s failed", event_id)
             await self._send_error(GatewayError("Internal error"), event_id)
