@@ -202,7 +202,7 @@ class Pipeline:
         if gateway.authentication:
             await self._check_token(token, account, gateway_id)
             return gateway, True
-        return gateway, False
+        return gateway, request.authenticated
 
     async def open_session(self, account_id: str, gateway_id: str, token: str | None) -> GatewayConfig:
         """Admission of a WebSocket session: a valid `run` token is required whatever the gateway's

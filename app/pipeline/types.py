@@ -81,6 +81,7 @@ class GatewayRequest:
     connection_id: str | None = None
     request_content_type: str | None = None
     log_id: str | None = None  # the first step's log id, when the caller needs it before the run
+    authenticated: bool = False  # already proven by the transport (a WebSocket handshake token)
 
 
 @dataclass(slots=True)

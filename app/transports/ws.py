@@ -281,7 +281,7 @@ class Session:
         request = GatewayRequest(
             self._account_id, self._gateway_id, "websocket", steps, self._defaults,
             user_agent=self._user_agent, connection_id=self.connection_id,
-            request_content_type="application/json", log_id=log_id,
+            request_content_type="application/json", log_id=log_id, authenticated=True,
         )  # fmt: skip
         task = asyncio.create_task(self._run(event_id, request))
         self._in_flight[event_id] = task
