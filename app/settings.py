@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     # Upstream base overrides by provider slug. Filled from `AIGW_UPSTREAM_<SLUG>` variables (slug
     # upper-cased, `-` as `_`), so every provider can be pointed elsewhere without a field each.
     upstream_overrides: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if len(value) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -base64 32`)")
+        return value
 
     @model_validator(mode="after")
     def _read_upstream_overrides(self) -> Settings:

@@ -1,5 +1,8 @@
 """A minimal, fast fake OpenAI upstream for benchmarks (raw ASGI, fixed answers), so that the
-numbers measure the gateway and not the fake. Run: uvicorn bench.upstream_app:app --port N."""
+numbers measure the gateway and not the fake. Run: uvicorn bench.upstream_app:app --port N.
+
+Streams (`"stream": true` in the body): `x-bench-chunk-gap-ms: G` sleeps G ms before each event,
+`x-bench-chunks: N` sends N content events (default 5) before the usage event and [DONE]."""
 
 from __future__ import annotations
 
@@ -54,10 +57,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not message.get("more_body"):
             break
     if b'"stream":true' in body.replace(b" ", b""):
-        gap = float(dict(scope["headers"]).get(b"x-bench-chunk-gap-ms", b"0")) / 1000
+        headers = dict(scope["headers"])
+        gap = float(headers.get(b"x-bench-chunk-gap-ms", b"0")) / 1000
+        count = int(headers.get(b"x-bench-chunks", b"0")) or len(STREAM_EVENTS)
+        content = [STREAM_EVENTS[i % len(STREAM_EVENTS)] for i in range(count)]
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/event-stream")]})  # fmt: skip
-        for event in [*STREAM_EVENTS, USAGE_EVENT, b"data: [DONE]\n\n"]:
+        for event in [*content, USAGE_EVENT, b"data: [DONE]\n\n"]:
             if gap:
                 await asyncio.sleep(gap)
             await send({"type": "http.response.body", "body": event, "more_body": True})

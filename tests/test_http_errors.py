@@ -133,11 +133,6 @@ def test_rate_limit_is_2003_with_retry_after(api: Api, upstream: FakeUpstream) -
     assert_still_serving(api, api.new_gateway())
 
 
-@pytest.mark.xfail(
-    reason="NOT IMPLEMENTED: stored provider keys (BYOK) and cf-aig-byok-alias (error 2040) are parsed "
-    "(app/pipeline/options.py) but never used",
-    strict=True,
-)
 def test_unknown_byok_alias_is_2040(api: Api, upstream: FakeUpstream) -> None:
     gw = api.new_gateway(authentication=True)
     token = str(api.new_token()["value"])

@@ -75,6 +75,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorEnvelope, "description": "Missing or invalid token (code 10000)"},
     403: {"model": ErrorEnvelope, "description": "Token lacks the permission (code 10001)"},
     404: {"model": ErrorEnvelope, "description": "Unknown id (code 1002)"},
+    409: {"model": ErrorEnvelope, "description": "The id is already taken (code 1003)"},
 }
 
 

@@ -1,30 +1,18 @@
-"""The query string of the logs list and delete: plain parameters and the `filters` array.
-
-`filters` is accepted in every form clients send:
-- JSON in one parameter: `filters=[{"key":"provider","operator":"eq","value":["openai"]}]`;
-- brackets with indices: `filters[0][key]=provider&filters[0][operator]=eq&filters[0][value][0]=openai`
-  (also `filters[0][value][]=…`, `filters[0][value]=…` repeated, and dots: `filters.0.key=…`);
-- what the official `cloudflare` Python SDK sends (dotted names, arrays repeated, no indices):
-  `filters.key=provider&filters.operator=eq&filters.value=openai&filters.value=anthropic&filters.key=…`.
-  A new filter starts when `key` or `operator` comes again, so each filter's values must follow its
-  key and operator — as they do when the SDK is given `{"key", "operator", "value"}` dicts.
-
-Unknown parameters, unknown filter keys or operators and values of the wrong type are 400s naming
-the field; nothing here can become a 500.
+"""The query string of the logs list and delete: the plain parameters (pydantic models, unknown
+names refused) and their SQL conditions; the `filters` array is read by app/api/filter_query.py.
+Every problem is a 400 naming the field; nothing here can become a 500.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import orjson
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import ColumnElement
 
+from app.api.filter_query import invalid, split_filters
 from app.db.fields import as_utc
 from app.db.log_filters import (
     FILTER_KEYS,
@@ -37,9 +25,28 @@ from app.db.log_filters import (
 )
 from app.db.log_store import LOGS, GatewayKey
 
-MAX_FILTERS = 50
-_INDEXED = re.compile(r"^filters[.\[](\d+)\]?[.\[]?(\w+)\]?(.*)$")
-_SEQUENTIAL = re.compile(r"^filters(?:\[\])?[.\[](key|operator|value)\]?(.*)$")
+# A log's id is made when its step starts and `created_at` right after, so the id's time is at most
+# `created_at` (plus clock jitter) and at least `created_at` minus the longest a step can wait to
+# start (earlier steps' timeouts and retries). Date ranges also bound the id, a ULID in time
+# order, so that listing a range reads the primary index from the range's end, not from the newest.
+ID_TIME_MARGIN = timedelta(days=1)
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _ulid_time(moment: datetime) -> str:
+    ms = max(0, int(moment.timestamp() * 1000))
+    return "".join(_CROCKFORD[(ms >> shift) & 31] for shift in range(45, -1, -5))
+
+
+def id_floor(moment: datetime) -> str:
+    """The smallest ULID of that millisecond."""
+    return _ulid_time(moment) + "0" * 16
+
+
+def id_ceiling(moment: datetime) -> str:
+    """The largest ULID of that millisecond."""
+    return _ulid_time(moment) + "Z" * 16
+
 
 ListOrder = Literal[
     "created_at", "provider", "model", "model_type", "success", "cached", "cost", "duration",
@@ -113,82 +120,6 @@ class LogDeleteParams(LogFilterParams):
         return (self.order_by_direction or self.direction or "asc") == "desc"
 
 
-def invalid(errors: Sequence[tuple[str, str]]) -> RequestValidationError:
-    """A 400 in the v4 envelope with one entry per field (rendered by app.api.envelope)."""
-    return RequestValidationError(
-        [
-            {"loc": ("query", *field.split(".")), "msg": message, "type": "value_error"}
-            for field, message in errors
-        ]
-    )
-
-
-def _json_filters(raw: str) -> list[dict[str, Any]]:
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise invalid([("filters", "not valid JSON")]) from None
-    items = parsed if isinstance(parsed, list) else [parsed]
-    if not all(isinstance(item, dict) for item in items):
-        raise invalid([("filters", "expected an array of {key, operator, value} objects")])
-    return items
-
-
-def _as_filter(item: dict[str, Any], where: str) -> LogFilter:
-    unknown = set(item) - {"key", "operator", "value"}
-    if unknown:
-        raise invalid([(f"{where}.{sorted(unknown)[0]}", "unknown field (use key, operator, value)")])
-    key, operator, value = item.get("key"), item.get("operator"), item.get("value")
-    if not isinstance(key, str):
-        raise invalid([(f"{where}.key", "required")])
-    if not isinstance(operator, str):
-        raise invalid([(f"{where}.operator", "required")])
-    values = value if isinstance(value, list) else [] if "value" not in item else [value]
-    return LogFilter(key, operator, tuple(values), where)
-
-
-def _add_part(target: dict[str, Any], name: str, value: str) -> bool:
-    """Put one key/operator/value part on a filter being assembled; False if it is already set."""
-    if name == "value":
-        target.setdefault("value", []).append(value)
-        return True
-    if name in target:
-        return False
-    target[name] = value
-    return True
-
-
-def split_filters(items: Sequence[tuple[str, str]]) -> tuple[dict[str, str], list[LogFilter]]:
-    """Separate the `filters` array (any form) from the plain parameters, which must be unique."""
-    plain: dict[str, str] = {}
-    json_items: list[dict[str, Any]] = []
-    indexed: dict[int, dict[str, Any]] = {}
-    sequential: list[dict[str, Any]] = []
-    for name, value in items:
-        if name == "filters":
-            json_items.extend(_json_filters(value))
-        elif match := _INDEXED.match(name):
-            index, part = int(match.group(1)), match.group(2)
-            if index >= MAX_FILTERS or part not in ("key", "operator", "value"):
-                raise invalid([(f"filters.{index}", f"unexpected parameter {name!r}")])
-            if not _add_part(indexed.setdefault(index, {}), part, value):
-                raise invalid([(f"filters.{index}.{part}", "given more than once")])
-        elif match := _SEQUENTIAL.match(name):
-            if not sequential or not _add_part(sequential[-1], match.group(1), value):
-                sequential.append({})
-                _add_part(sequential[-1], match.group(1), value)
-        elif name.startswith("filters"):
-            raise invalid([("filters", f"unexpected parameter {name!r}")])
-        elif name in plain:
-            raise invalid([(name, "given more than once")])
-        else:
-            plain[name] = value
-    assembled = [*json_items, *(indexed[i] for i in sorted(indexed)), *sequential]
-    if len(assembled) > MAX_FILTERS:
-        raise invalid([("filters", f"at most {MAX_FILTERS} filters")])
-    return plain, [_as_filter(item, f"filters.{i}") for i, item in enumerate(assembled)]
-
-
 def parse(items: Sequence[tuple[str, str]], model: type[LogFilterParams]) -> tuple[Any, list[LogFilter]]:
     """The validated parameters and filters; a 400 listing every bad field otherwise."""
     plain, raw_filters = split_filters(items)
@@ -231,6 +162,17 @@ _EQUALS: dict[str, Any] = {
     "response_content_type": LOGS.c.response_content_type,
     "feedback": LOGS.c.feedback,
 }
+
+
+def id_range(params: LogFilterParams) -> list[ColumnElement[bool]]:
+    """Conditions on `id` implied by the date range (see ID_TIME_MARGIN): redundant, but they let
+    a page ordered by id start at the range's end. Counting is cheaper without them."""
+    out: list[ColumnElement[bool]] = []
+    if params.start_date is not None:
+        out.append(LOGS.c.id >= id_floor(params.start_date - ID_TIME_MARGIN))
+    if params.end_date is not None:
+        out.append(LOGS.c.id <= id_ceiling(params.end_date + timedelta(minutes=1)))
+    return out
 
 
 def where_clause(

@@ -17,7 +17,14 @@ from starlette.responses import Response
 
 from app.api.deps import CanEdit, CanRead, SessionDep
 from app.api.envelope import ERROR_RESPONSES, Envelope, NotFound, ResultInfo, ok
-from app.api.log_params import LogDeleteParams, LogListParams, openapi_parameters, parse, where_clause
+from app.api.log_params import (
+    LogDeleteParams,
+    LogListParams,
+    id_range,
+    openapi_parameters,
+    parse,
+    where_clause,
+)
 from app.db import logs
 from app.db.gateways import get_gateway
 from app.db.log_store import GatewayKey, delete_matching
@@ -81,6 +88,7 @@ async def list_logs(
         logs.order_clause(params.order_by, direction),
         page=params.page,
         per_page=params.per_page,
+        page_hints=id_range(params),
     )
     info = ResultInfo(page=params.page, per_page=params.per_page, count=len(rows), total_count=total)
     return ok(rows, info)
@@ -98,7 +106,7 @@ async def delete_logs(
     removed = await delete_matching(
         connection,
         key,
-        where_clause(key, params, filters),
+        [*where_clause(key, params, filters), *id_range(params)],
         logs.order_clause(params.order_by, direction),
         params.limit,
     )

@@ -58,6 +58,8 @@ async def create_gateway(session: AsyncSession, account_id: str, data: GatewayCr
     row = Gateway.model_validate(
         data, update={"account_id": account_id, "created_at": stamp, "modified_at": stamp}
     )
+    # Rows the log writer still had queued for a deleted gateway of this id must not show up here.
+    await purge_gateway(await session.connection(), (account_id, data.id))
     session.add(row)
     try:
         await session.commit()

@@ -10,12 +10,15 @@ counters of the gateways in it), not a round trip per request.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db.fields import as_utc
 from app.db.models import Gateway, Log, LogCounter, LogMetadata
 
 GatewayKey = tuple[str, str]  # (account_id, gateway_id)
@@ -105,20 +108,26 @@ async def stored_count(connection: AsyncConnection, key: GatewayKey) -> int | No
     return None if value is None else int(value)
 
 
-async def _limits(
-    connection: AsyncConnection, keys: Sequence[GatewayKey]
-) -> dict[GatewayKey, tuple[int, str]]:
+@dataclass(frozen=True, slots=True)
+class _Target:
+    created_at: datetime
+    limit: tuple[int, str] | None  # (max rows, strategy); None: unlimited
+
+
+async def _gateways(connection: AsyncConnection, keys: Sequence[GatewayKey]) -> dict[GatewayKey, _Target]:
+    """The batch's gateways that exist, with their creation time and storage limit."""
+    g = GATEWAYS.c
     rows = await connection.execute(
-        select(
-            GATEWAYS.c.account_id,
-            GATEWAYS.c.id,
-            GATEWAYS.c.log_management,
-            GATEWAYS.c.log_management_strategy,
+        select(g.account_id, g.id, g.created_at, g.log_management, g.log_management_strategy).where(
+            tuple_(g.account_id, g.id).in_(keys)
         )
-        .where(tuple_(GATEWAYS.c.account_id, GATEWAYS.c.id).in_(keys))
-        .where(GATEWAYS.c.log_management.is_not(None))
     )
-    return {(a, g): (int(limit), strategy or "STOP_INSERTING") for a, g, limit, strategy in rows}
+    return {
+        (a, gw): _Target(
+            as_utc(created), None if limit is None else (int(limit), strategy or "STOP_INSERTING")
+        )
+        for a, gw, created, limit, strategy in rows
+    }
 
 
 async def _locked_counts(connection: AsyncConnection, keys: Sequence[GatewayKey]) -> dict[GatewayKey, int]:
@@ -135,18 +144,26 @@ async def _locked_counts(connection: AsyncConnection, keys: Sequence[GatewayKey]
 
 
 async def store_batch(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
-    """Insert a batch of log rows honouring each gateway's storage limit. Returns (written,
-    not stored because the gateway is full and its strategy is STOP_INSERTING)."""
+    """Insert a batch of log rows honouring each gateway's storage limit. Returns (written, not
+    stored: the gateway is full and its strategy is STOP_INSERTING, or the row was queued for a
+    deleted gateway whose id has been taken again since)."""
     groups: dict[GatewayKey, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["account_id"], row["gateway_id"]), []).append(row)
-    limits = await _limits(connection, list(groups))
-    counts = await _locked_counts(connection, sorted(limits)) if limits else {}
+    gateways = await _gateways(connection, list(groups))
+    limited = sorted(key for key, target in gateways.items() if target.limit is not None)
+    counts = await _locked_counts(connection, limited) if limited else {}
     kept: list[dict[str, Any]] = []
     added: dict[GatewayKey, int] = {}
     trims: dict[GatewayKey, int] = {}
-    for key, group in groups.items():
-        limit = limits.get(key)
+    for key, rows_of_gateway in groups.items():
+        target = gateways.get(key)
+        group = rows_of_gateway
+        if target is not None:
+            # Rows older than the gateway were queued for a deleted one of the same id. (Rows of
+            # a gateway that is gone are written; creating one with its id purges them.)
+            group = [row for row in group if as_utc(row["created_at"]) >= target.created_at]
+        limit = target.limit if target is not None else None
         if limit is not None:
             max_rows, strategy = limit
             current = counts.get(key, 0)

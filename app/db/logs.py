@@ -128,12 +128,14 @@ async def list_logs(
     *,
     page: int,
     per_page: int,
+    page_hints: Sequence[ColumnElement[bool]] = (),
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of logs (list shape) and the total. Unfiltered totals come from the gateway's
-    counter, not from counting a million rows."""
+    counter, not from counting a million rows. `page_hints` are redundant conditions that help
+    the page query only."""
     conditions = [*scope(key), *where]
     columns = [LOGS.c[name] for name in _LIST_COLUMNS]
-    query = select(*columns).where(*conditions).order_by(*order)
+    query = select(*columns).where(*conditions, *page_hints).order_by(*order)
     rows = (await connection.execute(query.offset((page - 1) * per_page).limit(per_page))).mappings()
     page_rows = [public_log(dict(row)) for row in rows]
     total = await stored_count(connection, key) if not where else None

@@ -222,7 +222,7 @@ class LogSink:
         self._last_drop_report = -DROP_LOG_INTERVAL_S
         self.dropped = 0
         self.written = 0
-        self.refused = 0  # not stored: the gateway's log storage is full (STOP_INSERTING)
+        self.refused = 0  # not stored: the gateway's log storage is full (STOP_INSERTING), or it was replaced
         self.retries = 0  # failed write attempts that were retried
 
     def put(self, record: LogRecord) -> None:
@@ -287,6 +287,7 @@ class LogSink:
     async def _run(self) -> None:
         while True:
             first = await self._queue.get()
+            self._in_hand = 1
             if self._queue.qsize() + 1 < self._batch_size:
                 await asyncio.sleep(self._interval)  # let a batch gather
             batch = [first]

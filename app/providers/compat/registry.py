@@ -20,6 +20,8 @@ def translate(body: bytes, headers: list[tuple[str, str]]) -> Translation:
     if prefix in openai_like.OPENAI_LIKE:
         slug, endpoint = openai_like.OPENAI_LIKE[prefix]
         return openai_like.build(slug, endpoint, model, request, headers)
+    if prefix.startswith("custom-"):  # custom providers speak OpenAI; the pipeline resolves the slug
+        return openai_like.build(prefix, "chat/completions", model, request, headers)
     builder = TRANSLATED.get(prefix)
     if builder is None:
         raise UnknownProvider(f"Unknown compat model prefix: {prefix[:64]}")
