@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = 30.0
 
     # In-process config caches (gateways, tokens): how long a lookup is trusted.
-    config_cache_ttl_s: float = 1.0
+    config_cache_ttl_s: float = 0.5
 
     # Upstream base overrides by provider slug. Filled from `AIGW_UPSTREAM_<SLUG>` variables (slug
     # upper-cased, `-` as `_`), so every provider can be pointed elsewhere without a field each.

@@ -1,8 +1,10 @@
-"""The same behaviour suite on SQLite and on PostgreSQL (issue 5: "parametrised"): plain, streamed,
-fallback, cached and authenticated requests through a real gateway, with the log rows read back
-through SQL on each backend; and the log writer's bulk insert (one statement per batch).
+"""The same behaviour suite on SQLite, on PostgreSQL, and on PostgreSQL with Redis (issue 5:
+"parametrised", "with and without Redis"): plain, streamed, fallback, cached and authenticated
+requests through a real gateway, with the log rows read back through SQL on each backend; and the
+log writer's bulk insert (one statement per batch).
 
-PostgreSQL runs when AIGW_TEST_POSTGRES_URL is set: a fresh database per module, migrated."""
+PostgreSQL runs when AIGW_TEST_POSTGRES_URL is set (Redis: AIGW_TEST_REDIS_URL): a fresh database
+per backend, migrated."""
 
 from __future__ import annotations
 
@@ -61,13 +63,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield url
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "postgresql+redis"])
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream
 ) -> Iterator[Backend]:
+    """The gateway on SQLite, on PostgreSQL, and on PostgreSQL with Redis (shared cache and rate
+    limits; gateway ids are unique per test, so the shared Redis never mixes tests up)."""
+    redis_url = request.getfixturevalue("redis_url") if request.param.endswith("+redis") else None
     with database_url(request, tmp_path_factory) as url:
         upgrade(url)
-        settings = make_settings(tmp_path_factory.mktemp("gw"), fake_upstream.url, database_url=url)
+        settings = make_settings(
+            tmp_path_factory.mktemp("gw"), fake_upstream.url, database_url=url, redis_url=redis_url
+        )
         app = create_app(settings)
         with ServerThread(app, lifespan="on", name=f"gateway-{request.param}") as server:
             gateway = GatewayServer(url=server.url, settings=settings, app=app, server=server)

@@ -275,8 +275,12 @@ class LogSink:
     def _drop(self, count: int, reason: str, *, force: bool = False) -> None:
         self.dropped += count
         self._drops_unreported += count
+        self._report_drops(reason, force=force)
+
+    def _report_drops(self, reason: str, *, force: bool = False) -> None:
+        """One error line for the drops not reported yet, at most every DROP_LOG_INTERVAL_S."""
         now = time.monotonic()
-        if force or now - self._last_drop_report >= DROP_LOG_INTERVAL_S:
+        if self._drops_unreported and (force or now - self._last_drop_report >= DROP_LOG_INTERVAL_S):
             logger.error(
                 "dropped %d log rows (%s); %d dropped since start",
                 self._drops_unreported, reason, self.dropped,
@@ -338,8 +342,10 @@ class LogSink:
                     )  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max)
+                self._report_drops("log buffer full while the database is unavailable")
         if failures:
             logger.warning("log database reachable again after %d failed attempts", failures)
+            self._report_drops("log buffer full while the database was unavailable", force=True)
 
     async def _store(self, rows: list[dict[str, Any]]) -> None:
         async with asyncio.timeout(self._write_timeout), self._engine.begin() as connection:
