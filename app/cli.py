@@ -60,6 +60,8 @@ def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn  # only `serve` needs it
 
+    from app.http_protocol import protocol_class
+
     if args.workers > 1 and not settings.redis_url:
         # Each worker would keep its own cache and rate-limit counters: limits would admit N times
         # the configured rate and a response cached by one worker would miss in the others.
@@ -81,6 +83,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         "ws_per_message_deflate": settings.ws_compression,
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
         "timeout_keep_alive": 30,
+        # uvicorn's own httptools protocol times out neither a request head nor a body that stops
+        # arriving, and bounds no head size: ours does (app/http_protocol.py).
+        "http": protocol_class(settings.client_read_timeout_s, settings.max_request_head_bytes),
     }
     if args.workers > 1:
         options["workers"] = args.workers

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
 
     # Request limits.
     max_body_bytes: int = 10 * 1024 * 1024
+    # A request head, or a gap in a request body, taking longer than this closes the connection
+    # (slow-loris); a head larger than max_request_head_bytes is refused with 431.
+    client_read_timeout_s: float = 30.0
+    max_request_head_bytes: int = 65536
     upstream_timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
     max_upstream_connections: int = 512
