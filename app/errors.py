@@ -55,7 +55,10 @@ class StreamInterrupted(GatewayError):
 
 
 class ServiceUnavailable(GatewayError):
-    code, status, default_message = 2014, 503, "Server is shutting down"
+    """The server cannot take the request now: it is shutting down, or its configuration store is
+    unreachable and it has nothing cached to go on."""
+
+    code, status, default_message = 2014, 503, "Service unavailable"
 
 
 class UnknownKeyAlias(GatewayError):

@@ -267,3 +267,17 @@ async def test_stop_counts_what_the_database_never_took(
     assert time.monotonic() - started < 2
     assert sink.dropped == 5 and sink.depth == 0
     assert any("shutdown" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+
+
+def test_gateway_never_read_during_outage_is_503_2014(
+    proxied_gateway: Callable[..., GatewayServer], proxy: TcpProxy
+) -> None:
+    server = proxied_gateway()
+    assert httpx.post(server.url + PATH, json=CHAT).status_code == 200  # now cached in process
+    proxy.stop()
+    with httpx.Client(base_url=server.url, timeout=15) as client:
+        unknown = client.post("/v1/acct/never-read/openai/chat/completions", json=CHAT)
+        known = client.post(PATH, json=CHAT)  # read before the outage: served from the cache
+    assert unknown.status_code == 503, unknown.text
+    assert unknown.json()["error"][0]["code"] == 2014
+    assert known.status_code == 200

@@ -21,6 +21,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db.models import Gateway, Token, utcnow
+from app.errors import GatewayError, ServiceUnavailable
 
 logger = logging.getLogger("aigw.config")
 
@@ -130,9 +131,12 @@ class TTLCache(Generic[K, V]):
     async def _load(self, key: K, load: Callable[[], Awaitable[V]], hit: tuple[float, V] | None) -> V:
         try:
             value = await load()
+        except GatewayError:
+            raise
         except Exception as exc:
-            if hit is None:
-                raise
+            if hit is None:  # nothing to fall back on: a clear 503, not an internal error
+                logger.warning("config store unavailable: %s", exc)
+                raise ServiceUnavailable("Configuration store unavailable; try again shortly") from None
             logger.warning("config reload failed, serving the cached entry: %s", exc)
             value = hit[1]
         finally:

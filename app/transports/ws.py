@@ -61,7 +61,7 @@ async def universal_session(websocket: WebSocket, account_id: str, gateway_id: s
         return
     registry: SessionRegistry = websocket.app.state.ws_sessions
     if registry.draining:
-        await refuse(websocket, ServiceUnavailable())
+        await refuse(websocket, ServiceUnavailable("Server is shutting down"))
         return
     await websocket.accept(subprotocol=subprotocol)
     session = Session(websocket, pipeline, websocket.app.state.settings, account_id, gateway_id, options)
