@@ -138,3 +138,13 @@ async def test_chunked_delete_keeps_the_counter(engine: AsyncEngine) -> None:
         )
     assert await scalar(engine, "SELECT count(*) FROM log_metadata") == 0
     assert await scalar(engine, "SELECT log_count FROM log_counters WHERE gateway_id = 'big'") == 0
+
+
+async def test_retry_skips_rows_an_earlier_attempt_committed(engine: AsyncEngine) -> None:
+    await gateway(engine, "gw-retry")
+    first, second = row("gw-retry"), row("gw-retry")
+    assert await store(engine, [first]) == (1, 0)  # committed, but say its acknowledgement was lost
+    async with engine.begin() as connection:
+        assert await store_batch(connection, [first, second], skip_existing=True) == (1, 0)
+    count = await scalar(engine, "SELECT count(*) FROM logs WHERE gateway_id = 'gw-retry'")
+    assert count == 2

@@ -143,10 +143,23 @@ async def _locked_counts(connection: AsyncConnection, keys: Sequence[GatewayKey]
     return {(a, g): int(n) for a, g, n in await connection.execute(query)}
 
 
-async def store_batch(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
+async def store_batch(
+    connection: AsyncConnection, rows: Sequence[dict[str, Any]], skip_existing: bool = False
+) -> tuple[int, int]:
     """Insert a batch of log rows honouring each gateway's storage limit. Returns (written, not
     stored: the gateway is full and its strategy is STOP_INSERTING, or the row was queued for a
-    deleted gateway whose id has been taken again since)."""
+    deleted gateway whose id has been taken again since).
+
+    `skip_existing`: on a retry, rows an earlier attempt committed (its acknowledgement lost) are
+    left out instead of failing the batch on their duplicate ids."""
+    if skip_existing:
+        present = {
+            row_id
+            for (row_id,) in await connection.execute(
+                select(LOGS.c.id).where(LOGS.c.id.in_([r["id"] for r in rows]))
+            )
+        }
+        rows = [row for row in rows if row["id"] not in present]
     groups: dict[GatewayKey, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["account_id"], row["gateway_id"]), []).append(row)

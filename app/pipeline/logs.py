@@ -326,7 +326,7 @@ class LogSink:
         failures = 0
         while rows:
             try:
-                await self._store(rows)
+                await self._store(rows, retry=failures > 0)
                 break
             except Exception as exc:
                 if is_row_error(exc):
@@ -347,9 +347,9 @@ class LogSink:
             logger.warning("log database reachable again after %d failed attempts", failures)
             self._report_drops("log buffer full while the database was unavailable", force=True)
 
-    async def _store(self, rows: list[dict[str, Any]]) -> None:
+    async def _store(self, rows: list[dict[str, Any]], retry: bool = False) -> None:
         async with asyncio.timeout(self._write_timeout), self._engine.begin() as connection:
-            written, refused = await store_batch(connection, rows)
+            written, refused = await store_batch(connection, rows, skip_existing=retry)
         self.written += written
         self.refused += refused
 
