@@ -178,3 +178,24 @@ def test_redis_down_fails_closed_when_configured(
     make_gateway(server, account, rate_limiting_limit=100, rate_limiting_interval=60)
     refused = chat(server, account)
     assert refused.status_code == 429 and refused.json()["error"][0]["code"] == 2003
+
+
+async def test_redis_coalesces_identical_misses_across_servers(
+    redis_pair: tuple[GatewayServer, GatewayServer], upstream: Any
+) -> None:
+    first, second = redis_pair
+    account = new_account()
+    make_gateway(first, account, cache_ttl=300)
+    path = f"/v1/{account}/gw/openai/chat/completions"
+    async with httpx.AsyncClient(timeout=10) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    (first if i % 2 else second).url + path, json=CHAT, headers={"x-fake-delay-ms": "400"}
+                )
+                for i in range(8)
+            )
+        )
+    assert [r.status_code for r in responses] == [200] * 8
+    assert len({r.content for r in responses}) == 1
+    assert upstream.count() == 1

@@ -31,6 +31,16 @@ class CacheStore(Protocol):
 
     async def delete_prefix(self, prefix: str) -> int: ...
 
+    async def claim(self, key: str, ttl_s: float) -> bool:
+        """Across replicas: True if this process may fetch `key` now (no one else is)."""
+        ...
+
+    async def release(self, key: str) -> None: ...
+
+    async def wait_for(self, key: str, timeout_s: float) -> CachedResponse | None:
+        """The entry another replica is fetching, once stored; None if it gave up or time ran out."""
+        ...
+
 
 class MemoryCache:
     """A bounded LRU of cached responses, by total bytes, with per-entry expiry."""
@@ -64,6 +74,16 @@ class MemoryCache:
         for key in doomed:
             self._remove(key)
         return len(doomed)
+
+    # One process: the in-process Coalescer already makes identical misses wait for one leader.
+    async def claim(self, key: str, ttl_s: float) -> bool:
+        return True
+
+    async def release(self, key: str) -> None:
+        return None
+
+    async def wait_for(self, key: str, timeout_s: float) -> CachedResponse | None:
+        return None
 
     def _remove(self, key: str) -> None:
         entry = self._entries.pop(key, None)

@@ -3,6 +3,7 @@ MemoryCache). Redis being down degrades to a miss with a warning; it never fails
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -12,6 +13,8 @@ from app.pipeline.cache import CachedResponse
 
 logger = logging.getLogger("aigw.cache")
 PREFIX = "aigw:cache:"
+LOCK_PREFIX = "aigw:fetching:"
+WAIT_POLL_S = 0.02
 
 
 def encode(value: CachedResponse) -> bytes:
@@ -65,6 +68,37 @@ class RedisCache:
         except Exception as exc:
             self._degraded("delete", exc)
         return deleted
+
+    async def claim(self, key: str, ttl_s: float) -> bool:
+        """A short-lived Redis lock, so identical misses on several replicas make one upstream call.
+        Redis down: claim granted (each replica fetches for itself)."""
+        try:
+            return bool(await self._redis.set(LOCK_PREFIX + key, b"1", nx=True, px=int(ttl_s * 1000)))
+        except Exception as exc:
+            self._degraded("claim", exc)
+            return True
+
+    async def release(self, key: str) -> None:
+        try:
+            await self._redis.delete(LOCK_PREFIX + key)
+        except Exception as exc:
+            self._degraded("release", exc)
+
+    async def wait_for(self, key: str, timeout_s: float) -> CachedResponse | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            await asyncio.sleep(WAIT_POLL_S)
+            found = await self.get(key)
+            if found is not None:
+                return found
+            try:
+                if not await self._redis.exists(LOCK_PREFIX + key):
+                    return await self.get(key)  # the leader finished (or failed): one last look
+            except Exception as exc:
+                self._degraded("wait", exc)
+                return None
+        return None
 
     def _degraded(self, operation: str, exc: Exception) -> None:
         self.errors += 1

@@ -43,6 +43,7 @@ _DROPPED_RESPONSE_HEADERS = frozenset(
 )  # fmt: skip
 _STREAM_FLAG = re.compile(rb'"stream"\s*:\s*true')
 DEFAULT_KEY_TTL_S = 300
+CLAIM_TTL_S = 30.0  # how long other replicas wait for one that fetches a shared cache miss
 
 Publish = Callable[[CachedResponse | None], Awaitable[None]]
 
@@ -254,6 +255,12 @@ class Pipeline:
             return self._serve_cached(run, record, cached)
 
         leading = waiting is None
+        if leading and not await self._cache.claim(key, CLAIM_TTL_S):
+            # Another replica is fetching this very response: wait for its entry.
+            cached = await self._cache.wait_for(key, CLAIM_TTL_S)
+            if cached is not None:
+                self._coalescer.finish(key, cached)
+                return self._serve_cached(run, record, cached)
         published = False
 
         async def publish(response: CachedResponse | None) -> None:
@@ -265,6 +272,7 @@ class Pipeline:
                 await self._cache.set(key, response, ttl)
             if leading:
                 self._coalescer.finish(key, response)
+                await self._cache.release(key)
 
         try:
             result = await self._call(run, record, url, "MISS", publish)
