@@ -125,3 +125,30 @@ def redis_url() -> str:
     if not url:
         pytest.skip("AIGW_TEST_REDIS_URL not set: set it to run Redis tests")
     return url
+
+
+# ---- one gateway per test module ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
+    """A gateway with default settings shared by one test module (tests keep apart by using their
+    own gateway ids); a module that needs other settings defines its own `server`."""
+    from tests.helpers import running_gateway
+
+    with running_gateway(tmp_path_factory.mktemp("gateway"), fake_upstream.url) as gateway:
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def module_api(server: GatewayServer) -> Iterator[Any]:
+    from tests.helpers import api_client
+
+    with api_client(server) as client:
+        yield client
+
+
+@pytest.fixture
+def api(module_api: Any, upstream: FakeUpstream) -> Any:
+    """The module's management client, with the fake upstream reset for this test."""
+    return module_api

@@ -4,42 +4,22 @@ refused with 401 / 2009, which are accepted, and that gateway tokens never reach
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, GatewayServer
+from tests.conftest import ADMIN_TOKEN
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import (
     ACCT,
     ADMIN_HEADERS,
     Api,
-    api_client,
     error_of,
     openai_step,
-    running_gateway,
     unique,
 )
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    with running_gateway(tmp_path_factory.mktemp("auth"), fake_upstream.url) as gateway:
-        yield gateway
-
-
-@pytest.fixture(scope="module")
-def module_api(server: GatewayServer) -> Iterator[Api]:
-    with api_client(server) as client:
-        yield client
-
-
-@pytest.fixture
-def api(module_api: Api, upstream: FakeUpstream) -> Api:
-    return module_api
 
 
 @pytest.fixture

@@ -6,40 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import GatewayServer
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import (
     ACCT,
     MESSAGES,
     Api,
-    api_client,
     openai_step,
-    running_gateway,
     sse_events,
     workers_ai_step,
 )
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    with running_gateway(tmp_path_factory.mktemp("cache"), fake_upstream.url) as gateway:
-        yield gateway
-
-
-@pytest.fixture(scope="module")
-def module_api(server: GatewayServer) -> Iterator[Api]:
-    with api_client(server) as client:
-        yield client
-
-
-@pytest.fixture
-def api(module_api: Api, upstream: FakeUpstream) -> Api:
-    return module_api
 
 
 @pytest.fixture

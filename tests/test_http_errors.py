@@ -19,7 +19,6 @@ from tests.helpers import (
     MESSAGES,
     Api,
     anthropic_step,
-    api_client,
     error_of,
     openai_step,
     running_gateway,
@@ -36,17 +35,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream
     base = tmp_path_factory.mktemp("errors")
     with running_gateway(base, fake_upstream.url, max_body_bytes=MAX_BODY, upstream_timeout_s=0.5) as gateway:
         yield gateway
-
-
-@pytest.fixture(scope="module")
-def module_api(server: GatewayServer) -> Iterator[Api]:
-    with api_client(server) as client:
-        yield client
-
-
-@pytest.fixture
-def api(module_api: Api, upstream: FakeUpstream) -> Api:
-    return module_api
 
 
 @pytest.fixture

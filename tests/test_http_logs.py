@@ -33,12 +33,6 @@ BODY_LIMIT = 64
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    with running_gateway(tmp_path_factory.mktemp("logs"), fake_upstream.url) as gateway:
-        yield gateway
-
-
-@pytest.fixture(scope="module")
 def small_server(
     tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream
 ) -> Iterator[GatewayServer]:
@@ -46,17 +40,6 @@ def small_server(
     base = tmp_path_factory.mktemp("logs-small")
     with running_gateway(base, fake_upstream.url, log_body_max_bytes=BODY_LIMIT) as gateway:
         yield gateway
-
-
-@pytest.fixture(scope="module")
-def module_api(server: GatewayServer) -> Iterator[Api]:
-    with api_client(server) as client:
-        yield client
-
-
-@pytest.fixture
-def api(module_api: Api, upstream: FakeUpstream) -> Api:
-    return module_api
 
 
 @pytest.fixture

@@ -13,36 +13,16 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.conftest import GatewayServer
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import (
     ACCT,
     MESSAGES,
     ULID_RE,
     Api,
-    api_client,
     error_of,
     normalize_fake,
-    running_gateway,
     sse_events,
 )
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    with running_gateway(tmp_path_factory.mktemp("passthrough"), fake_upstream.url) as gateway:
-        yield gateway
-
-
-@pytest.fixture(scope="module")
-def module_api(server: GatewayServer) -> Iterator[Api]:
-    with api_client(server) as client:
-        yield client
-
-
-@pytest.fixture
-def api(module_api: Api, upstream: FakeUpstream) -> Api:
-    return module_api
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import email.utils
 import itertools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -27,7 +27,6 @@ from tests.helpers import (
     google_step,
     normalize_fake,
     openai_step,
-    running_gateway,
     sse_events,
     unique,
     unreachable_url,
@@ -46,23 +45,6 @@ UPSTREAM_PATHS = {
     "anthropic": "/v1/messages",
     "google-ai-studio": "/v1beta/models/gemini-2.0-flash:generateContent",
 }
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    with running_gateway(tmp_path_factory.mktemp("universal"), fake_upstream.url) as gateway:
-        yield gateway
-
-
-@pytest.fixture(scope="module")
-def module_api(server: GatewayServer) -> Iterator[Api]:
-    with api_client(server) as client:
-        yield client
-
-
-@pytest.fixture
-def api(module_api: Api, upstream: FakeUpstream) -> Api:
-    return module_api
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from tests.conftest import GatewayServer
 from tests.fake_upstream import FakeUpstream, ServerThread
-from tests.helpers import Api, api_client, running_gateway
+from tests.helpers import Api, api_client
 from tests.test_ws_support import SUBPROTOCOL_PREFIX, barrier, log_db, ws_url
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -66,12 +66,6 @@ def page_server() -> Iterator[PageServer]:
     pages = PageServer()
     with pages.server:
         yield pages
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    with running_gateway(tmp_path_factory.mktemp("browser"), fake_upstream.url) as gateway:
-        yield gateway
 
 
 @pytest.fixture

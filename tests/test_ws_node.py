@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import GatewayServer
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import Api, api_client, openai_step, running_gateway
+from tests.helpers import Api, api_client, openai_step
 from tests.test_ws_support import barrier, chunk_text, log_db, ws_url
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -45,12 +45,6 @@ def node() -> str:
         if install.returncode != 0:
             pytest.skip(f"npm install in tests/node failed (no network?):\n{install.stderr[-2000:]}")
     return node
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    with running_gateway(tmp_path_factory.mktemp("node"), fake_upstream.url) as gateway:
-        yield gateway
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from tests.helpers import (
     anthropic_step,
     api_client,
     openai_step,
-    running_gateway,
     unique,
     workers_ai_step,
 )
@@ -41,12 +40,6 @@ from tests.test_ws_support import (
 )
 
 TEXT = "The quick brown fox jumps over the lazy dog"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    with running_gateway(tmp_path_factory.mktemp("ws"), fake_upstream.url) as gateway:
-        yield gateway
 
 
 @pytest.fixture
