@@ -57,7 +57,6 @@ class Settings(BaseSettings):
     ws_max_frame_bytes: int = 10 * 1024 * 1024
     ws_max_in_flight: int = 64
     ws_idle_timeout_s: float = 300.0
-    ws_send_queue_frames: int = 64  # frames buffered for a slow reader before producers wait
     ws_ping_interval_s: float = 20.0
     ws_compression: bool = False  # permessage-deflate on universal sessions
     shutdown_grace_s: float = 30.0

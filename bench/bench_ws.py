@@ -4,7 +4,8 @@ Starts bench/upstream_app.py and `aigw serve` with TLS (a self-signed certificat
 openssl command), then for N sequential small requests compares
   (a) a new HTTPS connection per request, (b) HTTPS keep-alive, (c) one WSS connection;
 and with C concurrent in-flight requests: one WSS connection vs. C keep-alive HTTPS connections.
-Prints requests/s and p50/p99 latency for each.
+Prints requests/s, p50/p99 latency and the gateway process's CPU time per request for each (the
+client libraries differ in cost; the CPU column compares the gateway's own work).
 
     .venv/bin/python bench/bench_ws.py [--requests 1000] [--concurrency 64]
 """
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -134,10 +136,10 @@ async def wss(port: int, token: str, context: ssl.SSLContext, n: int, conc: int)
     return latencies
 
 
-def line(label: str, latencies: list[float], seconds: float) -> str:
+def line(label: str, latencies: list[float], seconds: float, cpu_s: float) -> str:
     return (
         f"{label:44s} {len(latencies) / seconds:7.0f} req/s  p50 {pct(latencies, 0.5):6.2f} ms"
-        f"  p99 {pct(latencies, 0.99):6.2f} ms"
+        f"  p99 {pct(latencies, 0.99):6.2f} ms  gateway CPU {cpu_s / len(latencies) * 1000:.3f} ms/req"
     )
 
 
@@ -147,7 +149,7 @@ async def timed(coro: object) -> tuple[list[float], float]:
     return latencies, time.perf_counter() - started
 
 
-async def report(port: int, token: str, n: int, conc: int) -> None:
+async def report(proc: psutil.Process, port: int, token: str, n: int, conc: int) -> None:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -162,8 +164,9 @@ async def report(port: int, token: str, n: int, conc: int) -> None:
         ),
         (f"one WSS connection, {conc} in flight", wss(port, token, context, n * 2, conc)),
     ):
+        before = sum(proc.cpu_times()[:2])
         latencies, seconds = await timed(coro)
-        print(line(label, latencies, seconds))
+        print(line(label, latencies, seconds, sum(proc.cpu_times()[:2]) - before))
 
 
 def main() -> None:
@@ -213,7 +216,7 @@ def main() -> None:
             verify=False,
         )
         token = created.json()["result"]["value"]
-        asyncio.run(report(gateway_port, token, args.requests, args.concurrency))
+        asyncio.run(report(psutil.Process(gateway.pid), gateway_port, token, args.requests, args.concurrency))
     finally:
         for process in (gateway, upstream):
             process.terminate()

@@ -1,8 +1,8 @@
 """The universal WebSocket session (protocol.md §6): one connection, many requests, each run
 through the same pipeline as HTTP. This module only frames: JSON in, `universal.*` frames out.
 
-Memory stays bounded for a client that stops reading: frames go through one bounded queue to a
-single writer, so producers (and with them the upstream reads) wait when it is full.
+Memory stays bounded for a client that stops reading: frames are sent one at a time under a lock,
+so a producer (and with it its upstream read) waits while the socket is not writable.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ class Session:
         self._defaults = defaults
         self._user_agent = websocket.headers.get("user-agent")
         self.connection_id = str(uuid4())
-        self._outbox: asyncio.Queue[bytes] = asyncio.Queue(settings.ws_send_queue_frames)
+        self._send_lock = asyncio.Lock()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._metadata: dict[str, dict[str, Any]] = {}  # per event, for its cancelled frame
         self._late_frames: set[asyncio.Task[None]] = set()
@@ -162,7 +162,8 @@ class Session:
         self._draining = True
         while self._in_flight:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
-        await self._outbox.join()  # every frame handed to the socket
+        while self._late_frames:  # cancelled frames still being sent
+            await asyncio.gather(*self._late_frames, return_exceptions=True)
 
     async def close(self, code: int) -> None:
         if not self._closed:
@@ -171,28 +172,23 @@ class Session:
                 await self._ws.close(code=code)
 
     async def serve(self) -> None:
-        writer = asyncio.create_task(self._write_frames())
         try:
             await self._read_frames()
         finally:
+            self._closed = True
             for task in list(self._in_flight.values()):
                 task.cancel()
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-
-    async def _write_frames(self) -> None:
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            while True:
-                frame = await self._outbox.get()
-                try:
-                    await self._ws.send({"type": "websocket.send", "text": frame.decode()})
-                finally:
-                    self._outbox.task_done()
 
     async def _send(self, frame: bytes) -> None:
-        await self._outbox.put(frame)
+        """One frame at a time; the direct send (no writer task in between) saves a hop per frame."""
+        if self._closed:
+            return
+        async with self._send_lock:
+            try:
+                await self._ws.send({"type": "websocket.send", "text": frame.decode()})
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self._closed = True
 
     async def _read_frames(self) -> None:
         loop = asyncio.get_running_loop()
@@ -296,12 +292,9 @@ class Session:
         self._last_activity = asyncio.get_running_loop().time()
         if task.cancelled() and not self._closed:
             frame = _frame("universal.done", {**metadata, "cancelled": True})
-            try:
-                self._outbox.put_nowait(frame)
-            except asyncio.QueueFull:  # a slow reader: queue it without blocking the callback
-                late = asyncio.ensure_future(self._outbox.put(frame))
-                self._late_frames.add(late)
-                late.add_done_callback(self._late_frames.discard)
+            late = asyncio.ensure_future(self._send(frame))  # a callback cannot await the send
+            self._late_frames.add(late)
+            late.add_done_callback(self._late_frames.discard)
 
     async def _cancel(self, event_id: Any) -> None:
         task = self._in_flight.get(event_id) if isinstance(event_id, str) else None
