@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
-from app.api.deps import CanRead, SessionDep
+from app.api.deps import AccountId, CanRead, GatewayIdPath, SessionDep
 from app.api.envelope import ERROR_RESPONSES, Envelope, InvalidInput, NotFound, ok
 from app.db.analytics import Range, gateway_analytics
 from app.db.fields import as_utc, iso
@@ -26,8 +26,6 @@ router = APIRouter(
     responses=ERROR_RESPONSES,
 )
 
-AccountId = Annotated[str, Path(min_length=1, max_length=64)]
-GatewayIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 INTERVALS = {"minute": 60, "hour": 3600, "day": 86400}
 MAX_BUCKETS = 1500
 GROUP_BY = r"^(provider|model|metadata\.[^\s]{1,255})$"

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.api.deps import CanEdit, CanRead, SessionDep, SettingsDep
+from app.api.deps import AccountId, CanEdit, CanRead, RowId, SessionDep, SettingsDep
 from app.api.envelope import (
     ERROR_RESPONSES,
     Conflict,
@@ -43,9 +43,6 @@ router = APIRouter(
     tags=["custom providers"],
     responses=ERROR_RESPONSES,
 )
-
-AccountId = Annotated[str, Path(min_length=1, max_length=64)]
-ProviderId = Annotated[str, Path(pattern=r"^[0-9a-z]{26}$")]
 
 
 def _every_gateway(principal: Principal) -> None:
@@ -109,7 +106,7 @@ async def list_custom_providers(
 
 @router.get("/{provider_id}", response_model=Envelope[CustomProviderPublic])
 async def get_custom_provider(
-    account_id: AccountId, provider_id: ProviderId, _: CanRead, session: SessionDep
+    account_id: AccountId, provider_id: RowId, _: CanRead, session: SessionDep
 ) -> dict[str, Any]:
     return ok(CustomProviderPublic.model_validate(await _existing(session, account_id, provider_id)))
 
@@ -117,7 +114,7 @@ async def get_custom_provider(
 @router.put("/{provider_id}", response_model=Envelope[CustomProviderPublic])
 async def update_custom_provider(
     account_id: AccountId,
-    provider_id: ProviderId,
+    provider_id: RowId,
     body: CustomProviderUpdate,
     principal: CanEdit,
     session: SessionDep,
@@ -134,7 +131,7 @@ async def update_custom_provider(
 @router.delete("/{provider_id}", response_model=Envelope[CustomProviderPublic])
 async def delete_custom_provider(
     account_id: AccountId,
-    provider_id: ProviderId,
+    provider_id: RowId,
     principal: CanEdit,
     session: SessionDep,
     tenancy: TenancyDep,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Literal
 
-from fastapi import Depends
+from fastapi import Depends, Path
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import HTTPConnection
@@ -71,3 +71,9 @@ def require_permission(permission: Permission) -> Callable[..., Awaitable[Princi
 
 CanRead = Annotated[Principal, Depends(require_permission("read"))]
 CanEdit = Annotated[Principal, Depends(require_permission("edit"))]
+
+
+# Path parameters shared by the management routers.
+AccountId = Annotated[str, Path(min_length=1, max_length=64)]
+GatewayIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+RowId = Annotated[str, Path(pattern=r"^[0-9a-z]{26}$", description="lower-case ULID")]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 
-from app.api.deps import CanEdit, CanRead, DirectoryDep, SessionDep
+from app.api.deps import AccountId, CanEdit, CanRead, DirectoryDep, SessionDep
 from app.api.envelope import (
     ERROR_RESPONSES,
     Conflict,
@@ -34,7 +34,6 @@ router = APIRouter(
     responses=ERROR_RESPONSES,
 )
 
-AccountId = Annotated[str, Path(min_length=1, max_length=64)]
 Page = Annotated[int, Query(ge=1, le=1_000_000)]
 PerPage = Annotated[int, Query(ge=1, le=100)]
 # Provider slugs are path segments of the gateway URL; anything else there is a typo.

@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api.deps import CanEdit, CanRead, SessionDep
+from app.api.deps import AccountId, CanEdit, CanRead, GatewayIdPath, SessionDep
 from app.api.envelope import ERROR_RESPONSES, Envelope, NotFound, ResultInfo, ok
 from app.api.log_params import (
     LogDeleteParams,
@@ -36,8 +36,6 @@ router = APIRouter(
     responses=ERROR_RESPONSES,
 )
 
-AccountId = Annotated[str, Path(min_length=1, max_length=64)]
-GatewayIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 LogId = Annotated[str, Path(pattern=r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$", description="ULID")]
 MetadataValue = str | int | float | bool
 

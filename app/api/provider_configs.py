@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import HTTPConnection
 
-from app.api.deps import CanEdit, CanRead, SessionDep
+from app.api.deps import AccountId, CanEdit, CanRead, GatewayIdPath, RowId, SessionDep
 from app.api.envelope import (
     ERROR_RESPONSES,
     Conflict,
@@ -39,9 +39,6 @@ router = APIRouter(
     responses=ERROR_RESPONSES,
 )
 
-AccountId = Annotated[str, Path(min_length=1, max_length=64)]
-GatewayIdPath = Annotated[str, Path(min_length=1, max_length=64)]
-ConfigId = Annotated[str, Path(pattern=r"^[0-9a-z]{26}$")]
 NO_SECRET_KEY = "secret: the server has no AIGW_SECRET_KEY, so it cannot store provider keys"
 
 
@@ -111,7 +108,7 @@ async def list_provider_configs(
 
 @router.get("/{config_id}", response_model=Envelope[ProviderConfigPublic])
 async def get_provider_config(
-    account_id: AccountId, gateway_id: GatewayIdPath, config_id: ConfigId, _: CanRead, session: SessionDep
+    account_id: AccountId, gateway_id: GatewayIdPath, config_id: RowId, _: CanRead, session: SessionDep
 ) -> dict[str, Any]:
     return ok(ProviderConfigPublic.of(await _existing(session, account_id, gateway_id, config_id)))
 
@@ -120,7 +117,7 @@ async def get_provider_config(
 async def update_provider_config(
     account_id: AccountId,
     gateway_id: GatewayIdPath,
-    config_id: ConfigId,
+    config_id: RowId,
     body: ProviderConfigUpdate,
     _: CanEdit,
     session: SessionDep,
@@ -144,7 +141,7 @@ async def update_provider_config(
 async def delete_provider_config(
     account_id: AccountId,
     gateway_id: GatewayIdPath,
-    config_id: ConfigId,
+    config_id: RowId,
     _: CanEdit,
     session: SessionDep,
     tenancy: TenancyDep,

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.api.deps import CanEdit, CanRead, DirectoryDep, SessionDep
+from app.api.deps import AccountId, CanEdit, CanRead, DirectoryDep, SessionDep
 from app.api.envelope import (
     ERROR_RESPONSES,
     Envelope,
@@ -31,8 +31,6 @@ from app.pipeline.auth import Principal
 router = APIRouter(
     prefix="/client/v4/accounts/{account_id}/tokens", tags=["tokens"], responses=ERROR_RESPONSES
 )
-
-AccountId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 def _within(principal: Principal, permissions: Iterable[str], gateways: Iterable[str]) -> bool:
