@@ -79,7 +79,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _header_pairs(scope: Scope) -> list[tuple[str, str]]:
+def header_pairs(scope: Scope) -> list[tuple[str, str]]:
     return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
 
 
@@ -90,7 +90,7 @@ def _header(pairs: list[tuple[str, str]], name: str) -> str | None:
 async def run_universal(scope: Scope, receive: Receive, account_id: str, gateway_id: str) -> GatewayResponse:
     state = scope["app"].state
     check_ids(account_id, gateway_id)
-    pairs = _header_pairs(scope)
+    pairs = header_pairs(scope)
     options, _ = split_headers(pairs)
     body = await read_body(scope, receive, state.settings.max_body_bytes)
     steps = steps_from_universal(parse_universal_body(body))
@@ -108,7 +108,7 @@ async def run_provider(
     check_ids(account_id, gateway_id)
     if not _SLUG.match(provider):
         raise MalformedRequest("Invalid provider slug")
-    pairs = _header_pairs(scope)
+    pairs = header_pairs(scope)
     options, forward = split_headers(pairs)
     body = await read_body(scope, receive, state.settings.max_body_bytes)
     step = Step(

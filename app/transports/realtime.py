@@ -10,13 +10,11 @@ from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
 from app.errors import GatewayError
-from app.pipeline.options import split_headers
 from app.pipeline.realtime import RealtimeBridge, UpstreamRefused
 from app.pipeline.run import Pipeline
-from app.pipeline.types import Options
 from app.providers.realtime import get_realtime_provider
 from app.transports.http import check_ids
-from app.transports.ws import SUBPROTOCOL_PREFIX, handshake_token, refuse
+from app.transports.ws import SUBPROTOCOL_PREFIX, handshake_settings, refuse
 
 router = APIRouter()
 
@@ -54,16 +52,12 @@ async def realtime_session(websocket: WebSocket, account_id: str, gateway_id: st
     state = websocket.app.state
     pipeline: Pipeline = state.pipeline
     bridge: RealtimeBridge = state.realtime
-    token, own_subprotocol = handshake_token(websocket)
     offered = [p for p in websocket.scope.get("subprotocols", []) if not p.startswith(SUBPROTOCOL_PREFIX)]
     query_string = websocket.scope["query_string"].decode("latin-1")
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in websocket.scope["headers"]]
     try:
         check_ids(account_id, gateway_id)
         upstream_provider = get_realtime_provider(provider)
-        options, forward = split_headers(headers)
-        if own_subprotocol is not None:
-            options = Options(authorization=token).over(options)
+        options, forward, own_subprotocol = handshake_settings(websocket)
         gateway = await pipeline.open_session(account_id, gateway_id, options.authorization)
         url = bridge.upstream_url(upstream_provider, query_string)
         upstream = await bridge.connect(upstream_provider, url, forward, offered)

@@ -27,7 +27,7 @@ from app.pipeline.types import GatewayRequest, GatewayResult, Options
 from app.pipeline.universal import first_event_id, steps_from_universal
 from app.settings import Settings
 from app.transports.errors import http_error_response, ws_error_response
-from app.transports.http import check_ids
+from app.transports.http import check_ids, header_pairs
 
 router = APIRouter()
 logger = logging.getLogger("aigw.ws")
@@ -44,17 +44,24 @@ def handshake_token(websocket: WebSocket) -> tuple[str | None, str | None]:
     return websocket.headers.get("cf-aig-authorization"), None
 
 
+def handshake_settings(websocket: WebSocket) -> tuple[Options, list[tuple[str, str]], str | None]:
+    """A handshake's session options (its `cf-aig-*` headers, a subprotocol token as the
+    authorization), the other headers, and the subprotocol entry to select. Raises 2010 on a bad
+    `cf-aig-*` value."""
+    token, subprotocol = handshake_token(websocket)
+    options, forward = split_headers(header_pairs(websocket.scope))
+    if subprotocol is not None:
+        options = Options(authorization=token).over(options)
+    return options, forward, subprotocol
+
+
 @router.websocket("/v1/{account_id}/{gateway_id}")
 @router.websocket("/v1/{account_id}/{gateway_id}/")
 async def universal_session(websocket: WebSocket, account_id: str, gateway_id: str) -> None:
     pipeline: Pipeline = websocket.app.state.pipeline
-    token, subprotocol = handshake_token(websocket)
     try:
         check_ids(account_id, gateway_id)
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in websocket.scope["headers"]]
-        options, _ = split_headers(headers)
-        if subprotocol is not None:
-            options = Options(authorization=token).over(options)
+        options, _, subprotocol = handshake_settings(websocket)
         await pipeline.open_session(account_id, gateway_id, options.authorization)
     except GatewayError as error:
         await refuse(websocket, error)
