@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.fake_upstream import FakeUpstream, ServerThread, upstream_overrides_for
+from tests.fake_upstream import FakeUpstream, upstream_overrides_for
+from tests.server_thread import ServerThread
 
 if TYPE_CHECKING:
     from app.settings import Settings

@@ -25,7 +25,8 @@ from typing import Any
 import httpx
 
 from tests.conftest import ADMIN_TOKEN, GatewayServer
-from tests.fake_upstream import ServerThread, upstream_overrides_for
+from tests.fake_upstream import upstream_overrides_for
+from tests.server_thread import ServerThread
 
 ACCT = "acct"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

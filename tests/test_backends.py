@@ -25,8 +25,9 @@ from app.db.migrate import upgrade
 from app.main import create_app
 from tests.backends import LogReader, fresh_postgres
 from tests.conftest import GatewayServer
-from tests.fake_upstream import FakeUpstream, ServerThread
+from tests.fake_upstream import FakeUpstream
 from tests.helpers import ADMIN_HEADERS, error_of, make_settings, openai_step, sse_events
+from tests.server_thread import ServerThread
 
 GPT_4O_MINI = (1.5e-07, 6.0e-07)  # app/providers/prices.json
 

@@ -25,7 +25,8 @@ from openai.types.chat import (
 )
 
 from tests.conftest import GatewayServer
-from tests.fake_upstream import FakeUpstream, RecordedRequest
+from tests.fake_providers import RecordedRequest
+from tests.fake_upstream import FakeUpstream
 from tests.helpers import ACCT, ADMIN_HEADERS, LogDb, db_path, running_gateway, sse_events
 
 GATEWAY = "gw"

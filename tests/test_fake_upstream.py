@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fake_upstream import FakeUpstream, ServerThread, count_words, split_words, upstream_overrides_for
+from tests.fake_providers import count_words, split_words
+from tests.fake_upstream import FakeUpstream, upstream_overrides_for
+from tests.server_thread import ServerThread
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "say hello please"}]
 

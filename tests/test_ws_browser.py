@@ -26,8 +26,9 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from tests.conftest import GatewayServer
-from tests.fake_upstream import FakeUpstream, ServerThread
+from tests.fake_upstream import FakeUpstream
 from tests.helpers import Api, api_client
+from tests.server_thread import ServerThread
 from tests.test_ws_support import SUBPROTOCOL_PREFIX, barrier, log_db, ws_url
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from tests.conftest import GatewayServer
-from tests.fake_upstream import FakeUpstream, RecordedRequest
+from tests.fake_providers import RecordedRequest
+from tests.fake_upstream import FakeUpstream
 from tests.helpers import (
     ACCT,
     anthropic_step,
