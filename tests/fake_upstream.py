@@ -18,6 +18,7 @@ tests can drive it through the gateway, which forwards step and provider headers
 | `x-fake-text: T` | the assistant text (default `Hello from fake`) |
 | `x-fake-bytes: N` | size of the `…/binary` body (default 1024) |
 | `x-fake-error-style: S` | force the error body style: `openai`, `anthropic`, `google`, `workers_ai` |
+| `x-fake-set-cookie: C` | add `Set-Cookie: C` to the response |
 
 Every response carries `x-fake-seq` (1-based number of the request since the last reset) and
 `x-request-id`.
@@ -74,6 +75,7 @@ class _Controls:
     text: str
     n_bytes: int
     error_style: str | None
+    set_cookie: str | None
 
     @classmethod
     def parse(cls, headers: dict[str, str]) -> _Controls:
@@ -95,6 +97,7 @@ class _Controls:
             text=headers.get("x-fake-text", DEFAULT_TEXT),
             n_bytes=DEFAULT_BINARY_BYTES if n_bytes is None else n_bytes,
             error_style=headers.get("x-fake-error-style"),
+            set_cookie=headers.get("x-fake-set-cookie"),
         )
 
 
@@ -295,6 +298,8 @@ class FakeUpstream:
                 response = FakeResponse.json(error_body(ctl.error_style or style, 400, str(exc)), 400)
         if ctl.retry_after is not None:
             response.headers.append(("retry-after", ctl.retry_after))
+        if ctl.set_cookie is not None:
+            response.headers.append(("set-cookie", ctl.set_cookie))
         await self._send(send, response, rec, ctl, disconnected)
 
     async def _send(

@@ -5,7 +5,7 @@ headers, body or stream, binary bodies), and the official openai SDK pointed at 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -13,12 +13,15 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.fake_upstream import FakeUpstream
+from app.settings import Settings
+from tests.conftest import GatewayServer
+from tests.fake_upstream import FakeUpstream, upstream_overrides_for
 from tests.helpers import (
     ACCT,
     MESSAGES,
     ULID_RE,
     Api,
+    api_client,
     error_of,
     normalize_fake,
     sse_events,
@@ -110,6 +113,29 @@ def test_method_query_body_and_headers_forwarded(api: Api, gw: str, upstream: Fa
     echoed = r.json()  # the fake's echo handler reports what it received
     assert echoed["method"] == "PUT"
     assert echoed["query"] == query
+
+
+def test_upstream_cookies_never_reach_another_request(
+    gateway_settings: Settings, gateway_factory: Callable[[Settings], GatewayServer], upstream: FakeUpstream
+) -> None:
+    """The upstream client keeps no cookie jar: a provider's Set-Cookie to one tenant's request
+    goes back to that client only, never into a later request (of any tenant) to that provider.
+    The provider is addressed by a host name: cookie jars refuse cookies from bare IP addresses."""
+    by_name = upstream.url.replace("127.0.0.1", "localhost")
+    settings = gateway_settings.model_copy(update={"upstream_overrides": upstream_overrides_for(by_name)})
+    with api_client(gateway_factory(settings)) as api:
+        first, second = api.new_gateway(), api.new_gateway()
+        answer = api.http.get(
+            f"/v1/{ACCT}/{first}/openai/cookies/echo",
+            headers={"x-fake-set-cookie": "tenant=a-secret; Path=/"},
+        )
+        assert answer.status_code == 200
+        assert answer.headers["set-cookie"] == "tenant=a-secret; Path=/"  # relayed to its own client
+        assert upstream.last.headers["host"].startswith("localhost:")
+        for gateway in (second, first):
+            api.http.cookies.clear()  # the test's own client must not send it back either
+            assert api.http.get(f"/v1/{ACCT}/{gateway}/openai/cookies/echo").status_code == 200
+            assert "cookie" not in upstream.last.headers
 
 
 @pytest.mark.parametrize("method", ["GET", "DELETE", "PATCH", "POST"])

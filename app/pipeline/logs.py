@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from ulid import ULID
 
 from app.db.log_store import store_batch
 from app.db.models import Log
+from app.ids import new_ulid
 from app.pipeline.types import CustomCost
 from app.providers.cost import cost_of
 from app.providers.usage import model_from_request, usage_from_body
@@ -30,7 +30,7 @@ logger = logging.getLogger("aigw.logs")
 
 
 def new_log_id() -> str:
-    return str(ULID())
+    return new_ulid()
 
 
 @dataclass(slots=True)
@@ -75,6 +75,7 @@ class LogRecord:
     frames_in: int | None = None
     frames_out: int | None = None
     close_code: int | None = None
+    notes: list[str] = field(default_factory=list)  # what degraded: Redis down (cache, rate limiter)
 
     def mark_first_byte(self) -> None:
         self.ttfb_ms = round((time.perf_counter() - self.started) * 1000)
@@ -143,6 +144,7 @@ class LogRecord:
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "close_code": self.close_code,
+            "gateway_notes": "; ".join(self.notes) or None,
         }
 
 

@@ -8,9 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-import httpx
-
-from app.upstream import UpstreamClient
+from app.upstream import (
+    UpstreamClient,
+    UpstreamError,
+    UpstreamRequest,
+    UpstreamResponse,
+    UpstreamTimedOut,
+)
 
 MAX_RETRY_AFTER_MS = 5000
 
@@ -44,7 +48,7 @@ def is_retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def _retry_after_s(response: httpx.Response) -> float:
+def _retry_after_s(response: UpstreamResponse) -> float:
     if response.status_code not in (429, 503):
         return 0.0
     value = response.headers.get("retry-after", "").strip()
@@ -58,7 +62,9 @@ def _retry_after_s(response: httpx.Response) -> float:
     return max(0.0, min(seconds * 1000, MAX_RETRY_AFTER_MS)) / 1000
 
 
-async def _send(client: UpstreamClient, request: httpx.Request, timeout_s: float | None) -> httpx.Response:
+async def _send(
+    client: UpstreamClient, request: UpstreamRequest, timeout_s: float | None
+) -> UpstreamResponse:
     if timeout_s is None:
         return await client.send(request)
     async with asyncio.timeout(timeout_s):
@@ -66,8 +72,8 @@ async def _send(client: UpstreamClient, request: httpx.Request, timeout_s: float
 
 
 async def send_with_retries(
-    client: UpstreamClient, request: httpx.Request, policy: RetryPolicy
-) -> tuple[httpx.Response, int]:
+    client: UpstreamClient, request: UpstreamRequest, policy: RetryPolicy
+) -> tuple[UpstreamResponse, int]:
     """(response, attempts used). Retries network errors, timeouts, 429 and 5xx; the last
     response is returned whatever its status. Raises UpstreamFailure when no attempt answered."""
     failure: UpstreamFailure | None = None
@@ -76,10 +82,10 @@ async def send_with_retries(
         try:
             uncut = policy.final_attempt_uncut and attempt == policy.max_attempts
             response = await _send(client, request, None if uncut else policy.first_byte_timeout_s)
-        except (TimeoutError, httpx.TimeoutException):
+        except (TimeoutError, UpstreamTimedOut):
             failure = UpstreamFailure(True, "upstream timed out before the first byte")
-        except httpx.HTTPError as exc:
-            failure = UpstreamFailure(False, f"upstream unreachable: {type(exc).__name__}")
+        except UpstreamError as exc:
+            failure = UpstreamFailure(False, f"upstream unreachable: {exc}")
         else:
             if attempt == policy.max_attempts or not is_retryable(response.status_code):
                 return response, attempt

@@ -10,9 +10,7 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-
-import httpx
+from dataclasses import dataclass, field
 
 from app.db.directory import Directory, GatewayConfig
 from app.errors import GatewayError, GatewayNotFound, NoProviderResponse, RateLimited, UpstreamTimeout
@@ -31,7 +29,7 @@ from app.providers.catalog import get_provider
 from app.providers.compat.base import CompatRequestError, Translation
 from app.providers.compat.registry import translate
 from app.settings import Settings
-from app.upstream import UpstreamClient
+from app.upstream import UpstreamClient, UpstreamError, UpstreamResponse
 
 # Never relayed back: hop-by-hop headers, and what our server sets itself. Bodies are relayed
 # decoded, so upstream encoding and length do not apply either.
@@ -62,6 +60,7 @@ class StepRun:
     event_id: str
     log_id: str
     authenticated: bool
+    notes: list[str] = field(default_factory=list)  # what degraded (log column gateway_notes)
 
     def meta(self, status: int, cache_status: str, content_type: str | None) -> ResultMeta:
         return ResultMeta(self.log_id, self.event_id, self.index, cache_status, content_type, status)  # type: ignore[arg-type]
@@ -86,10 +85,10 @@ def event_id_of(steps: list[Step], options: Options) -> str | None:
     return options.event_id
 
 
-def passthrough_headers(response: httpx.Response) -> list[tuple[str, str]]:
+def passthrough_headers(response: UpstreamResponse) -> list[tuple[str, str]]:
     return [
         (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in response.headers.raw
+        for name, value in response.raw_headers
         if name.lower().decode("latin-1") not in _DROPPED_RESPONSE_HEADERS
     ]
 
@@ -167,7 +166,11 @@ class Pipeline:
             return
         key = f"{gateway.account_id}/{gateway.id}"
         wait = await self._limiter.hit(
-            key, gateway.rate_limiting_limit, gateway.rate_limiting_interval, gateway.rate_limiting_technique
+            key,
+            gateway.rate_limiting_limit,
+            gateway.rate_limiting_interval,
+            gateway.rate_limiting_technique,
+            notes=run.notes,
         )
         if wait is None:
             return
@@ -247,7 +250,7 @@ class Pipeline:
             return await self._call(run, record, url, "BYPASS" if options.skip_cache else "MISS", _no_publish)
 
         key = self._cache_key(run, url)
-        cached = await self._cache.get(key)
+        cached = await self._cache.get(key, notes=run.notes)
         waiting = None if cached is not None else self._coalescer.lead_or_follow(key)
         if waiting is not None:
             cached = await asyncio.shield(waiting)  # an identical request is in flight: share it
@@ -255,9 +258,9 @@ class Pipeline:
             return self._serve_cached(run, record, cached)
 
         leading = waiting is None
-        if leading and not await self._cache.claim(key, CLAIM_TTL_S):
+        if leading and not await self._cache.claim(key, CLAIM_TTL_S, notes=run.notes):
             # Another replica is fetching this very response: wait for its entry.
-            cached = await self._cache.wait_for(key, CLAIM_TTL_S)
+            cached = await self._cache.wait_for(key, CLAIM_TTL_S, notes=run.notes)
             if cached is not None:
                 self._coalescer.finish(key, cached)
                 return self._serve_cached(run, record, cached)
@@ -316,6 +319,7 @@ class Pipeline:
             connection_id=request.connection_id,
             user_agent=request.user_agent,
             authenticated=run.authenticated,
+            notes=run.notes,
             metadata=options.metadata,
             custom_cost=options.custom_cost,
             model_in_path=run.provider.model_in_path,
@@ -402,8 +406,8 @@ class Pipeline:
             )
         try:
             body = await response.aread()
-        except httpx.HTTPError as exc:
-            self._failed(run, record, f"upstream body cut: {type(exc).__name__}", timed_out=False)
+        except UpstreamError as exc:
+            self._failed(run, record, f"upstream body cut: {exc}", timed_out=False)
             return None
         finally:
             await response.aclose()
@@ -419,7 +423,7 @@ class Pipeline:
         return GatewayResult(status, headers, meta, body=body)
 
     def _relay(
-        self, run: StepRun, record: LogRecord, response: httpx.Response, headers: list[tuple[str, str]],
+        self, run: StepRun, record: LogRecord, response: UpstreamResponse, headers: list[tuple[str, str]],
         publish: Publish,
     ) -> UpstreamStream:  # fmt: skip
         async def on_done(chunks: tuple[bytes, ...] | None) -> None:

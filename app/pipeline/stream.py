@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import httpx
-
 from app.errors import StreamInterrupted
 from app.pipeline.logs import LogRecord
 from app.pipeline.sse import SSESplitter
 from app.providers.usage import Usage, loads_or_none
+from app.upstream import UpstreamError, UpstreamResponse
 
 # Called once at the end: the chunks when the stream completed cleanly and fit the cache, else None.
 OnDone = Callable[[tuple[bytes, ...] | None], Awaitable[None]]
@@ -23,7 +22,7 @@ OnDone = Callable[[tuple[bytes, ...] | None], Awaitable[None]]
 class UpstreamStream:
     def __init__(
         self,
-        response: httpx.Response,
+        response: UpstreamResponse,
         record: LogRecord,
         on_done: OnDone,
         keep_chunks_up_to: int,
@@ -46,8 +45,8 @@ class UpstreamStream:
             async for chunk in self._response.aiter_bytes():
                 self._observe(chunk)
                 yield chunk
-        except httpx.HTTPError as exc:
-            await self._end(None, f"stream interrupted: {type(exc).__name__}")
+        except UpstreamError as exc:
+            await self._end(None, f"stream interrupted: {exc}")
             raise StreamInterrupted("Upstream stream interrupted after it started") from None
         await self._end(self._chunks, None)
 

@@ -24,7 +24,7 @@ router = APIRouter(tags=["gateway"])
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-# Not forwarded to a provider: hop-by-hop headers, and those httpx sets for the upstream connection.
+# Not forwarded to a provider: hop-by-hop headers, and those the upstream client sets itself.
 _NOT_FORWARDED = frozenset(
     {
         "host", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
