@@ -3,7 +3,8 @@
 Every command reads `AIGW_*` settings (AIGW_DATABASE_URL above all) and applies pending migrations
 first, so a fresh install needs no preparation: `aigw tokens create --account A --permission edit`
 prints a token the management API accepts. The commands reuse the API's own queries (app.db.tokens,
-app.db.gateways), so both paths validate and store identically.
+app.db.gateways), so both paths validate and store identically, and with AIGW_REDIS_URL set they
+announce their changes to running servers the same way (app/pipeline/invalidation.py).
 
 Exit status: 0 done, 1 refused (already exists, not found), 2 invalid arguments.
 """
@@ -23,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.db import gateways, tokens
 from app.db.migrate import upgrade
 from app.db.session import create_engine, session_factory
+from app.pipeline.invalidation import Change, announce
 from app.settings import Settings
 
 T = TypeVar("T")
@@ -43,16 +45,25 @@ def _print(model: BaseModel) -> None:
     print(json.dumps(model.model_dump(mode="json")))
 
 
-def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def _with_session(
+    settings: Settings,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    changes: Callable[[T], list[Change]] | None = None,
+) -> T:
+    """Run `work` in a session; then tell running servers what it changed (`changes` of its result),
+    so their cached copies are evicted at once rather than when their TTL ends."""
     upgrade(settings.database_url)
 
     async def run() -> T:
         engine = create_engine(settings.database_url)
         try:
             async with session_factory(engine)() as session:
-                return await work(session)
+                result = await work(session)
         finally:
             await engine.dispose()
+        if changes is not None:
+            await announce(settings.redis_url, changes(result))
+        return result
 
     return asyncio.run(run())
 
@@ -110,7 +121,11 @@ def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> None:
             "expires_on": args.expires_on,
         }
     )
-    created = _with_session(settings, lambda s: tokens.create_token(s, args.account, data))
+    created = _with_session(
+        settings,
+        lambda s: tokens.create_token(s, args.account, data),
+        lambda created: [Change("token", args.account, created.id)],
+    )
     print(f"token id: {created.id}", file=sys.stderr)
     print(created.value)  # the only time the value is ever shown
 
@@ -131,7 +146,7 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> None:
             raise Refused(f"token {args.id!r} not found in account {args.account!r}")
         return tokens.TokenPublic.model_validate(await tokens.revoke_token(session, row))
 
-    _print(_with_session(settings, work))
+    _print(_with_session(settings, work, lambda token: [Change("token", args.account, token.id)]))
 
 
 def cmd_gateways_create(settings: Settings, args: argparse.Namespace) -> None:
@@ -153,7 +168,7 @@ def cmd_gateways_create(settings: Settings, args: argparse.Namespace) -> None:
             raise Refused(f"gateway {args.id!r} already exists in account {args.account!r}") from exc
         return gateways.GatewayPublic.model_validate(row)
 
-    _print(_with_session(settings, work))
+    _print(_with_session(settings, work, lambda gateway: [Change("gateway", args.account, gateway.id)]))
 
 
 def cmd_gateways_list(settings: Settings, args: argparse.Namespace) -> None:

@@ -20,6 +20,7 @@ from app.db.session import create_engine, session_factory
 from app.errors import GatewayError
 from app.metrics import Metrics
 from app.pipeline.cache import CacheStore, MemoryCache
+from app.pipeline.invalidation import ConfigInvalidation, ConfigTTL
 from app.pipeline.logs import LogSink
 from app.pipeline.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from app.pipeline.realtime import RealtimeBridge
@@ -52,7 +53,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    directory = Directory(sessions, settings.config_cache_ttl_s)
+    # Short TTL until the invalidation subscriber hears Redis, the pub/sub backstop while it does.
+    config_ttl = ConfigTTL(settings.config_cache_ttl_s, settings.config_cache_ttl_pubsub_s)
+    directory = Directory(sessions, config_ttl)
     sink = LogSink(engine, settings.log_batch_size, settings.log_flush_interval_s, settings.log_queue_max)
     client = UpstreamClient(settings)
     redis = redis_asyncio.from_url(settings.redis_url) if settings.redis_url else None
@@ -68,7 +71,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.http_client = client
     app.state.pipeline = Pipeline(settings, client, directory, cache, sink, limiter)
     app.state.secret_box = SecretBox(settings.secret_key)
-    app.state.tenancy = Tenancy(sessions, settings.config_cache_ttl_s, app.state.secret_box)
+    app.state.tenancy = Tenancy(sessions, config_ttl, app.state.secret_box)
+    app.state.invalidation = invalidation = ConfigInvalidation(
+        settings.redis_url, config_ttl, directory, app.state.tenancy
+    )
     app.state.pipeline.tenancy = app.state.tenancy
     app.state.ws_sessions = ws_transport.SessionRegistry()
     app.state.metrics = metrics = Metrics()
@@ -79,10 +85,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         "aigw_open_websockets", "Open universal WebSocket sessions", lambda: len(app.state.ws_sessions)
     )
     app.state.realtime = RealtimeBridge(settings, sink)
+    metrics.watch(
+        "aigw_config_invalidation_live",
+        "1 while config changes arrive over Redis pub/sub (longer config TTL), 0 otherwise",
+        lambda: float(config_ttl.live),
+    )
     sink.start()
+    invalidation.start()
     try:
         yield
     finally:
+        await invalidation.stop()
         await sink.stop()
         await client.aclose()
         await engine.dispose()

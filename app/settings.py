@@ -61,8 +61,12 @@ class Settings(BaseSettings):
     ws_compression: bool = False  # permessage-deflate on universal sessions
     shutdown_grace_s: float = 30.0
 
-    # In-process config caches (gateways, tokens): how long a lookup is trusted.
+    # In-process config caches (gateways, tokens, stored keys, custom providers): how long a lookup
+    # is trusted. With Redis, writes are also announced over pub/sub (app/pipeline/invalidation.py)
+    # and, while that subscription is verified alive, the second TTL applies: a backstop for a
+    # writer that reached the database but not Redis, kept at 1 s so even that case stays in 1 s.
     config_cache_ttl_s: float = 0.5
+    config_cache_ttl_pubsub_s: float = 1.0
 
     # Upstream base overrides by provider slug. Filled from `AIGW_UPSTREAM_<SLUG>` variables (slug
     # upper-cased, `-` as `_`), so every provider can be pointed elsewhere without a field each.

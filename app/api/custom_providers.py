@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.api.deps import AccountId, CanEdit, CanRead, RowId, SessionDep, SettingsDep
+from app.api.deps import AccountId, CanEdit, CanRead, InvalidationDep, RowId, SessionDep, SettingsDep
 from app.api.envelope import (
     ERROR_RESPONSES,
     Conflict,
@@ -25,7 +25,6 @@ from app.api.envelope import (
     ResultInfo,
     ok,
 )
-from app.api.provider_configs import TenancyDep
 from app.db import custom_providers as customs
 from app.db.custom_providers import (
     CustomProviderCreate,
@@ -36,6 +35,7 @@ from app.db.custom_providers import (
 )
 from app.db.models import CustomProvider
 from app.pipeline.auth import Principal
+from app.pipeline.invalidation import Change
 from app.settings import Settings
 
 router = APIRouter(
@@ -75,7 +75,7 @@ async def create_custom_provider(
     principal: CanEdit,
     session: SessionDep,
     settings: SettingsDep,
-    tenancy: TenancyDep,
+    invalidation: InvalidationDep,
 ) -> dict[str, Any]:
     _every_gateway(principal)
     _https_rule(settings, body.base_url)
@@ -83,7 +83,7 @@ async def create_custom_provider(
         row = await customs.create_provider(session, account_id, body)
     except SlugTaken as exc:
         raise Conflict(f"custom provider slug {body.slug!r} already exists") from exc
-    tenancy.invalidate_custom(account_id)
+    await invalidation.changed(Change("custom", account_id))
     return ok(CustomProviderPublic.model_validate(row))
 
 
@@ -119,12 +119,12 @@ async def update_custom_provider(
     principal: CanEdit,
     session: SessionDep,
     settings: SettingsDep,
-    tenancy: TenancyDep,
+    invalidation: InvalidationDep,
 ) -> dict[str, Any]:
     _every_gateway(principal)
     _https_rule(settings, body.base_url)
     row = await customs.update_provider(session, await _existing(session, account_id, provider_id), body)
-    tenancy.invalidate_custom(account_id)
+    await invalidation.changed(Change("custom", account_id))
     return ok(CustomProviderPublic.model_validate(row))
 
 
@@ -134,11 +134,11 @@ async def delete_custom_provider(
     provider_id: RowId,
     principal: CanEdit,
     session: SessionDep,
-    tenancy: TenancyDep,
+    invalidation: InvalidationDep,
 ) -> dict[str, Any]:
     _every_gateway(principal)
     row = await _existing(session, account_id, provider_id)
     deleted = CustomProviderPublic.model_validate(row)
     await customs.delete_provider(session, row)
-    tenancy.invalidate_custom(account_id)
+    await invalidation.changed(Change("custom", account_id))
     return ok(deleted)

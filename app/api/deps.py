@@ -18,6 +18,7 @@ from app.api.envelope import AuthenticationError, PermissionDenied
 from app.db.directory import Directory
 from app.errors import Unauthorized
 from app.pipeline.auth import Principal, identify
+from app.pipeline.invalidation import ConfigInvalidation, ConfigTTL
 from app.settings import Settings
 
 Permission = Literal["run", "read", "edit"]
@@ -38,9 +39,23 @@ def get_settings(conn: HTTPConnection) -> Settings:
     return settings
 
 
+def get_invalidation(conn: HTTPConnection) -> ConfigInvalidation:
+    """What management writes report their changes to (app/pipeline/invalidation.py). An app
+    assembled without the lifespan (tests mounting some routers) gets a local-only one over the
+    caches it has."""
+    state = conn.app.state
+    invalidation: ConfigInvalidation | None = getattr(state, "invalidation", None)
+    if invalidation is None:
+        ttl = ConfigTTL(state.settings.config_cache_ttl_s, state.settings.config_cache_ttl_s)
+        directory, tenancy = getattr(state, "directory", None), getattr(state, "tenancy", None)
+        invalidation = state.invalidation = ConfigInvalidation(None, ttl, directory, tenancy)
+    return invalidation
+
+
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
 DirectoryDep = Annotated[Directory, Depends(get_directory)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+InvalidationDep = Annotated[ConfigInvalidation, Depends(get_invalidation)]
 
 
 async def get_session(sessions: SessionsDep) -> AsyncIterator[AsyncSession]:

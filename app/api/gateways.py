@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 
-from app.api.deps import AccountId, CanEdit, CanRead, DirectoryDep, SessionDep
+from app.api.deps import AccountId, CanEdit, CanRead, InvalidationDep, SessionDep
 from app.api.envelope import (
     ERROR_RESPONSES,
     Conflict,
@@ -24,7 +24,7 @@ from app.db import gateways
 from app.db.gateways import GatewayCreate, GatewayExists, GatewayPublic, GatewayUpdate
 from app.db.models import Gateway
 from app.pipeline.cache import CacheStore
-from app.pipeline.tenancy import Tenancy
+from app.pipeline.invalidation import Change
 
 logger = logging.getLogger("aigw.api")
 
@@ -87,7 +87,7 @@ async def create_gateway(
     body: GatewayCreate,
     principal: CanEdit,
     session: SessionDep,
-    directory: DirectoryDep,
+    invalidation: InvalidationDep,
 ) -> dict[str, Any]:
     # The path has no gateway id, so the dependency could not check a gateway-limited token.
     if not principal.can("edit", account_id, body.id):
@@ -96,7 +96,7 @@ async def create_gateway(
         row = await gateways.create_gateway(session, account_id, body)
     except GatewayExists as exc:
         raise Conflict(f"gateway {body.id!r} already exists") from exc
-    directory.invalidate_gateway(account_id, body.id)
+    await invalidation.changed(Change("gateway", account_id, body.id))
     return ok(_public(row))
 
 
@@ -114,12 +114,12 @@ async def update_gateway(
     body: GatewayUpdate,
     _: CanEdit,
     session: SessionDep,
-    directory: DirectoryDep,
+    invalidation: InvalidationDep,
     request: Request,
 ) -> dict[str, Any]:
     row = await _existing(session, account_id, gateway_id)
     row = await gateways.update_gateway(session, row, body)
-    directory.invalidate_gateway(account_id, gateway_id)
+    await invalidation.changed(Change("gateway", account_id, gateway_id))
     if row.cache_invalidate_on_update:
         await _drop_cached_responses(request, account_id, gateway_id)
     return ok(_public(row))
@@ -131,17 +131,17 @@ async def delete_gateway(
     gateway_id: str,
     _: CanEdit,
     session: SessionDep,
-    directory: DirectoryDep,
+    invalidation: InvalidationDep,
     request: Request,
 ) -> dict[str, Any]:
     """Delete the gateway with its logs, stored provider keys and cached responses."""
     row = await _existing(session, account_id, gateway_id)
     deleted = _public(row)  # before the delete expires the row's attributes
     await gateways.delete_gateway(session, row)
-    directory.invalidate_gateway(account_id, gateway_id)
-    tenancy: Tenancy | None = getattr(request.app.state, "tenancy", None)
-    if tenancy is not None:
-        tenancy.invalidate_keys(account_id, gateway_id)
+    # Its stored keys went with it (the rows cascade).
+    await invalidation.changed(
+        Change("gateway", account_id, gateway_id), Change("keys", account_id, gateway_id)
+    )
     await _drop_cached_responses(request, account_id, gateway_id)
     return ok(deleted)
 

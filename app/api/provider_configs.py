@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import HTTPConnection
 
-from app.api.deps import AccountId, CanEdit, CanRead, GatewayIdPath, RowId, SessionDep
+from app.api.deps import AccountId, CanEdit, CanRead, GatewayIdPath, InvalidationDep, RowId, SessionDep
 from app.api.envelope import (
     ERROR_RESPONSES,
     Conflict,
@@ -30,7 +30,7 @@ from app.db.provider_configs import (
     ProviderConfigPublic,
     ProviderConfigUpdate,
 )
-from app.pipeline.tenancy import Tenancy
+from app.pipeline.invalidation import Change
 from app.secretbox import SecretBox
 
 router = APIRouter(
@@ -47,13 +47,7 @@ def get_box(conn: HTTPConnection) -> SecretBox:
     return box
 
 
-def get_tenancy(conn: HTTPConnection) -> Tenancy:
-    tenancy: Tenancy = conn.app.state.tenancy
-    return tenancy
-
-
 BoxDep = Annotated[SecretBox, Depends(get_box)]
-TenancyDep = Annotated[Tenancy, Depends(get_tenancy)]
 
 
 async def _gateway_exists(session: AsyncSession, account_id: str, gateway_id: str) -> None:
@@ -78,7 +72,7 @@ async def create_provider_config(
     _: CanEdit,
     session: SessionDep,
     box: BoxDep,
-    tenancy: TenancyDep,
+    invalidation: InvalidationDep,
 ) -> dict[str, Any]:
     if not box.enabled:
         raise InvalidInput(NO_SECRET_KEY)
@@ -87,7 +81,7 @@ async def create_provider_config(
         row = await configs.create_config(session, box, account_id, gateway_id, body)
     except AliasTaken as exc:
         raise Conflict(f"a key for {body.provider_slug!r} with alias {body.alias!r} already exists") from exc
-    tenancy.invalidate_keys(account_id, gateway_id)
+    await invalidation.changed(Change("keys", account_id, gateway_id))
     return ok(ProviderConfigPublic.of(row))
 
 
@@ -122,7 +116,7 @@ async def update_provider_config(
     _: CanEdit,
     session: SessionDep,
     box: BoxDep,
-    tenancy: TenancyDep,
+    invalidation: InvalidationDep,
 ) -> dict[str, Any]:
     """Change a stored key; a new `secret` rotates it, effective from the next request."""
     if body.secret is not None and not box.enabled:
@@ -133,7 +127,7 @@ async def update_provider_config(
         row = await configs.update_config(session, box, row, body)
     except AliasTaken as exc:
         raise Conflict(f"a key for {slug!r} with alias {body.alias!r} already exists") from exc
-    tenancy.invalidate_keys(account_id, gateway_id)
+    await invalidation.changed(Change("keys", account_id, gateway_id))
     return ok(ProviderConfigPublic.of(row))
 
 
@@ -144,10 +138,10 @@ async def delete_provider_config(
     config_id: RowId,
     _: CanEdit,
     session: SessionDep,
-    tenancy: TenancyDep,
+    invalidation: InvalidationDep,
 ) -> dict[str, Any]:
     row = await _existing(session, account_id, gateway_id, config_id)
     deleted = ProviderConfigPublic.of(row)
     await configs.delete_config(session, row)
-    tenancy.invalidate_keys(account_id, gateway_id)
+    await invalidation.changed(Change("keys", account_id, gateway_id))
     return ok(deleted)

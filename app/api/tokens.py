@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.api.deps import AccountId, CanEdit, CanRead, DirectoryDep, SessionDep
+from app.api.deps import AccountId, CanEdit, CanRead, InvalidationDep, SessionDep
 from app.api.envelope import (
     ERROR_RESPONSES,
     Envelope,
@@ -27,6 +27,7 @@ from app.db import tokens
 from app.db.models import Token
 from app.db.tokens import TokenCreate, TokenCreated, TokenPublic
 from app.pipeline.auth import Principal
+from app.pipeline.invalidation import Change
 
 router = APIRouter(
     prefix="/client/v4/accounts/{account_id}/tokens", tags=["tokens"], responses=ERROR_RESPONSES
@@ -54,12 +55,16 @@ async def _existing(session: AsyncSession, account_id: str, token_id: str) -> To
 
 @router.post("", response_model=Envelope[TokenCreated])
 async def create_token(
-    account_id: AccountId, body: TokenCreate, principal: CanEdit, session: SessionDep, directory: DirectoryDep
+    account_id: AccountId,
+    body: TokenCreate,
+    principal: CanEdit,
+    session: SessionDep,
+    invalidation: InvalidationDep,
 ) -> dict[str, Any]:
     if not _within(principal, body.permissions, body.gateways):
         raise PermissionDenied("a token cannot mint a token with permissions or gateways it lacks")
     created = await tokens.create_token(session, account_id, body)
-    directory.invalidate_token(created.id)
+    await invalidation.changed(Change("token", account_id, created.id))
     return ok(created)
 
 
@@ -83,11 +88,15 @@ async def get_token(account_id: AccountId, token_id: str, _: CanRead, session: S
 
 @router.delete("/{token_id}", response_model=Envelope[TokenPublic])
 async def revoke_token(
-    account_id: AccountId, token_id: str, principal: CanEdit, session: SessionDep, directory: DirectoryDep
+    account_id: AccountId,
+    token_id: str,
+    principal: CanEdit,
+    session: SessionDep,
+    invalidation: InvalidationDep,
 ) -> dict[str, Any]:
     row = await _existing(session, account_id, token_id)
     if not _within(principal, row.permissions, row.gateways):
         raise PermissionDenied("a token cannot revoke a token with permissions or gateways it lacks")
     row = await tokens.revoke_token(session, row)
-    directory.invalidate_token(row.id)
+    await invalidation.changed(Change("token", account_id, row.id))
     return ok(TokenPublic.model_validate(row))

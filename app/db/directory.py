@@ -1,9 +1,9 @@
 """In-process cache of configuration rows (gateways, tokens) read on the request path.
 
-The request path must not wait for the database on every request, so lookups are trusted for
-`ttl` seconds (default 1 s, which is also the bound on how long a revocation takes to reach this
-process) and concurrent lookups of the same key share one query. Writes made through this process
-invalidate their entry at once.
+The request path must not wait for the database on every request, so lookups are trusted for a
+TTL and concurrent lookups of the same key share one query. Writes evict their entries at once:
+in this process directly, in the others over Redis pub/sub (app/pipeline/invalidation.py). The TTL
+is asked on every lookup, so it can follow the state of that subscription (short while it is down).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ logger = logging.getLogger("aigw.config")
 
 K = TypeVar("K")
 V = TypeVar("V")
+# Seconds an entry is trusted: fixed, or asked on every lookup (app.pipeline.invalidation.ConfigTTL).
+TTL = float | Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,16 +104,18 @@ class TTLCache(Generic[K, V]):
     at once, and a failed reload keeps that value for another TTL. A key never read needs the
     database."""
 
-    def __init__(self, ttl: float, max_entries: int = 100_000, stale_wait_s: float = 0.5) -> None:
-        self._ttl = ttl
+    def __init__(self, ttl: TTL, max_entries: int = 100_000, stale_wait_s: float = 0.5) -> None:
+        self._ttl: Callable[[], float] = ttl if callable(ttl) else (lambda: ttl)
         self._max = max_entries
         self._stale_wait = stale_wait_s
+        # key -> (when it was loaded, value): the age is compared with the TTL of the moment, so a
+        # TTL that shrinks (pub/sub lost) applies at once to what is already cached.
         self._entries: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, asyncio.Task[V]] = {}
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         hit = self._entries.get(key)
-        if hit is not None and hit[0] > time.monotonic():
+        if hit is not None and time.monotonic() - hit[0] < self._ttl():
             return hit[1]
         pending = self._loading.get(key)
         if pending is not None and hit is not None:
@@ -129,6 +133,9 @@ class TTLCache(Generic[K, V]):
             return hit[1]
 
     async def _load(self, key: K, load: Callable[[], Awaitable[V]], hit: tuple[float, V] | None) -> V:
+        this = asyncio.current_task()
+        # Aged from before the query: the row may have been read at any point while it ran.
+        loaded_at = time.monotonic()
         try:
             value = await load()
         except GatewayError:
@@ -138,25 +145,37 @@ class TTLCache(Generic[K, V]):
                 logger.warning("config store unavailable: %s", exc)
                 raise ServiceUnavailable("Configuration store unavailable; try again shortly") from None
             logger.warning("config reload failed, serving the cached entry: %s", exc)
-            value = hit[1]
+            value, loaded_at = hit[1], time.monotonic()  # kept for another TTL, then tried again
         finally:
-            self._loading.pop(key, None)
-        if len(self._entries) >= self._max:
-            self._entries.clear()
-        self._entries[key] = (time.monotonic() + self._ttl, value)
+            still_wanted = self._loading.get(key) is this
+            if still_wanted:
+                del self._loading[key]
+        # Invalidated while loading: the row may have been read before the change, so it answers
+        # the callers already waiting but is not cached (with a long TTL it would stay stale).
+        if still_wanted:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[key] = (loaded_at, value)
         return value
+
+    def put(self, key: K, value: V) -> None:
+        """Cache a value this process has just written (a load under way may predate it)."""
+        self._loading.pop(key, None)
+        self._entries[key] = (time.monotonic(), value)
 
     def invalidate(self, key: K) -> None:
         self._entries.pop(key, None)
+        self._loading.pop(key, None)  # a load under way may have read the old row: not cached
 
     def clear(self) -> None:
         self._entries.clear()
+        self._loading.clear()
 
 
 class Directory:
     """Cached reads of gateways and tokens for the request path."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl: float) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl: TTL) -> None:
         self._sessions = sessions
         self._gateways: TTLCache[tuple[str, str], GatewayConfig | None] = TTLCache(ttl)
         self._tokens: TTLCache[str, TokenRecord | None] = TTLCache(ttl)
@@ -183,8 +202,11 @@ class Directory:
                     row = await session.get(Gateway, (account_id, "default"))
                     if row is None:
                         raise
-        self._gateways.invalidate((account_id, "default"))
-        return GatewayConfig.from_row(row)
+        config = GatewayConfig.from_row(row)
+        # Cached rather than evicted: the caller (and every request after it) would otherwise read
+        # it straight back. Other processes find it the same way on their first request.
+        self._gateways.put((account_id, "default"), config)
+        return config
 
     async def token(self, token_id: str) -> TokenRecord | None:
         async def load() -> TokenRecord | None:
@@ -199,6 +221,10 @@ class Directory:
 
     def invalidate_token(self, token_id: str) -> None:
         self._tokens.invalidate(token_id)
+
+    def clear(self) -> None:
+        self._gateways.clear()
+        self._tokens.clear()
 
     @staticmethod
     def now() -> datetime:

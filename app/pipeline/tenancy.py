@@ -2,10 +2,10 @@
 custom providers (`custom-{slug}`) and stored provider keys (BYOK).
 
 Both are cached in process like the directory's entries (`TTLCache`: trusted for the config TTL,
-one query however many requests miss at once, writes through this process invalidate at once), so
-a request never waits for the database. Stored keys are cached encrypted and decrypted only when
-one is injected; the plaintext is put on the upstream request's headers and nowhere else (log rows
-store bodies, never headers).
+one query however many requests miss at once, writes evicted at once, in other processes over Redis
+pub/sub), so a request never waits for the database. Stored keys are cached encrypted and decrypted
+only when one is injected; the plaintext is put on the upstream request's headers and nowhere
+else (log rows store bodies, never headers).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db.custom_providers import CUSTOM_PREFIX
-from app.db.directory import TTLCache
+from app.db.directory import TTL, TTLCache
 from app.db.models import CustomProvider, ProviderConfig
 from app.db.provider_configs import secret_context
 from app.errors import UnknownKeyAlias, UnknownProvider
@@ -72,7 +72,7 @@ class GatewayKeys:
 
 
 class Tenancy:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl: float, box: SecretBox) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl: TTL, box: SecretBox) -> None:
         self._sessions = sessions
         self._box = box
         self._custom: TTLCache[str, dict[str, Provider]] = TTLCache(ttl)
@@ -144,3 +144,7 @@ class Tenancy:
 
     def invalidate_keys(self, account_id: str, gateway_id: str) -> None:
         self._keys.invalidate((account_id, gateway_id))
+
+    def clear(self) -> None:
+        self._custom.clear()
+        self._keys.clear()
