@@ -80,7 +80,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.metrics = metrics = Metrics()
     app.state.pipeline.metrics = metrics
     metrics.watch("aigw_log_queue_depth", "Log rows waiting to be written", lambda: sink.depth)
-    metrics.watch("aigw_logs_dropped", "Log rows dropped (queue full or database down)", lambda: sink.dropped)
+    metrics.watch(
+        "aigw_logs_dropped",
+        "Log rows dropped (queue full or database down)",
+        lambda: sink.dropped,
+        mode="sum",
+    )
     metrics.watch(
         "aigw_open_websockets", "Open universal WebSocket sessions", lambda: len(app.state.ws_sessions)
     )
@@ -92,11 +97,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     sink.start()
     invalidation.start()
+    metrics.start()
     try:
         yield
     finally:
         await invalidation.stop()
         await sink.stop()
+        await metrics.stop()
         await client.aclose()
         await engine.dispose()
         if redis is not None:

@@ -1,20 +1,41 @@
 """Prometheus metrics (`GET /metrics`). One registry per app, not the library's global one, so
-several apps in one process (tests) never share counters. With several workers each process
-reports its own series; scrape each, or sum by instance."""
+several apps in one process (tests) never share counters.
+
+With `aigw serve --workers N` the CLI points PROMETHEUS_MULTIPROC_DIR at a fresh directory before
+the workers start, so prometheus_client keeps every value in a per-process file there, and
+`/metrics` (whichever worker answers) sums the files of all workers. Counters and histograms keep
+the counts of workers that exited; the live gauges drop them (the supervisor marks a worker dead
+when it exits, app/server.py). Gauges read from process state (queue depth, open sockets) are
+written to the files every `REFRESH_S` seconds and by the worker answering a scrape."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
+from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.pipeline.logs import LogRecord
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+REFRESH_S = 1.0
+# livesum: the sum over running workers (what is in the process now); sum: over every worker since
+# the server started (a running total a process keeps, such as rows it dropped).
+GaugeMode = Literal["livesum", "sum"]
+
+
+def multiprocess_mode() -> bool:
+    """True when prometheus_client writes values to PROMETHEUS_MULTIPROC_DIR: it decides once, when
+    it is imported, from the environment."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
 
 
 class Metrics:
     def __init__(self) -> None:
+        self.multiprocess = multiprocess_mode()
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "aigw_requests", "Provider steps attempted, by gateway, provider and status",
@@ -32,12 +53,26 @@ class Metrics:
             buckets=_LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
         self.in_flight = Gauge(
-            "aigw_in_flight_requests", "HTTP gateway requests being served", registry=self.registry
-        )
+            "aigw_in_flight_requests", "HTTP gateway requests being served", registry=self.registry,
+            multiprocess_mode="livesum",
+        )  # fmt: skip
+        self._watched: list[tuple[Gauge, Callable[[], float]]] = []
+        self._refresher: asyncio.Task[None] | None = None
+        self._scrape_registry = CollectorRegistry(auto_describe=True)
+        if self.multiprocess:
+            # Reads every worker's file at each scrape; this process's own registry is not rendered.
+            MultiProcessCollector(self._scrape_registry)
 
-    def watch(self, name: str, documentation: str, read: Callable[[], float]) -> None:
-        """A gauge read at scrape time (queue depth, open sockets, dropped rows)."""
-        Gauge(name, documentation, registry=self.registry).set_function(read)
+    def watch(
+        self, name: str, documentation: str, read: Callable[[], float], mode: GaugeMode = "livesum"
+    ) -> None:
+        """A gauge read from process state (queue depth, open sockets, dropped rows): at scrape time
+        in one process; with several workers, written to the shared files (see `refresh`)."""
+        gauge = Gauge(name, documentation, registry=self.registry, multiprocess_mode=mode)
+        if self.multiprocess:
+            self._watched.append((gauge, read))
+        else:
+            gauge.set_function(read)
 
     def observe(self, record: LogRecord) -> None:
         gateway = f"{record.account_id}/{record.gateway_id}"
@@ -48,5 +83,32 @@ class Metrics:
         elif record.ttfb_ms is not None:
             self.upstream_latency.labels(record.provider).observe(record.ttfb_ms / 1000)
 
+    def refresh(self) -> None:
+        """Writes the watched gauges' current values to this worker's file (multi-process mode)."""
+        for gauge, read in self._watched:
+            gauge.set(read())
+
+    def start(self) -> None:
+        """In multi-process mode, refresh the watched gauges every REFRESH_S seconds, so a scrape
+        answered by another worker sees this one's values at most that old."""
+        if self._watched and self._refresher is None:
+            self._refresher = asyncio.create_task(self._refresh_forever(), name="aigw-metrics-refresh")
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+        self.refresh()  # the final values (rows dropped while the log queue drained)
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            self.refresh()
+            await asyncio.sleep(REFRESH_S)
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        self.refresh()
+        return generate_latest(self._scrape_registry)

@@ -4,17 +4,29 @@ uvicorn closes open WebSockets with 1012 the moment it starts shutting down, cut
 flight. This server first stops listening, lets each session finish its in-flight requests (up to
 the grace period) and close with 1001, then runs uvicorn's own shutdown, which waits for HTTP
 requests and streams and runs the lifespan shutdown that flushes the log queue.
+
+With several workers, the supervisor also gives prometheus_client a fresh directory for the
+workers' metric files (PROMETHEUS_MULTIPROC_DIR, removed at exit) and marks each worker that exits
+as dead there, so `/metrics` sums every worker (app/metrics.py).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client.multiprocess import mark_process_dead
 from uvicorn.supervisors import multiprocess
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _find_app(app: Any) -> FastAPI | None:
@@ -49,6 +61,31 @@ class GracefulProcess(multiprocess.Process):
             self._server = GracefulServer(config=self.config)
         return self._server
 
+    def join(self) -> None:
+        """Every worker that ends (stopped, crashed, killed as hung, retired) is joined here: drop
+        its live gauges (in-flight requests, open sockets, queue depth) from the metrics."""
+        super().join()
+        directory = os.environ.get(METRICS_DIR)
+        if directory and self.pid is not None:
+            mark_process_dead(self.pid, directory)
+
+
+@contextmanager
+def _metrics_dir() -> Iterator[None]:
+    """A fresh, empty PROMETHEUS_MULTIPROC_DIR for this server's workers (they inherit the
+    environment), removed when the server stops: no counts left over from an earlier run."""
+    directory = tempfile.mkdtemp(prefix="aigw-metrics-")
+    previous = os.environ.get(METRICS_DIR)
+    os.environ[METRICS_DIR] = directory
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(METRICS_DIR, None)
+        else:
+            os.environ[METRICS_DIR] = previous
+        shutil.rmtree(directory, ignore_errors=True)
+
 
 def run(config: uvicorn.Config) -> None:
     """As `uvicorn.run`, with GracefulServer in every worker."""
@@ -56,6 +93,7 @@ def run(config: uvicorn.Config) -> None:
         # uvicorn's supervisor names its worker class as a module global; point it at ours. Only
         # the supervisor (this process) creates workers, and they are pickled by class reference.
         multiprocess.Process = GracefulProcess  # type: ignore[misc]
-        multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()
+        with _metrics_dir():
+            multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
         GracefulServer(config).run()
