@@ -49,6 +49,23 @@ def rows(server: GatewayServer, account: str, expected: int, timeout: float = 5.
         time.sleep(0.05)
 
 
+def logged_notes(
+    server: GatewayServer, account: str, expected: int, timeout: float = 5.0
+) -> list[str | None]:
+    """`gateway_notes` of the account's log rows, oldest first, read through the logs API."""
+    logs = f"{server.url}/client/v4/accounts/{account}/ai-gateway/gateways/gw/logs"
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = httpx.get(logs, params={"order_by_direction": "asc"}, headers=ADMIN).json()["result"]
+        if len(listed) >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(listed) == expected, listed
+    return [
+        httpx.get(f"{logs}/{row['id']}", headers=ADMIN).json()["result"]["gateway_notes"] for row in listed
+    ]
+
+
 # ---- in memory --------------------------------------------------------------------------------------
 
 
@@ -165,6 +182,20 @@ def test_redis_down_fails_open_and_cache_misses(
     assert [r.status_code for r in responses] == [200, 200, 200]  # limiter fails open by default
     assert all(r.headers["cf-aig-cache-status"] == "MISS" for r in responses)
     assert upstream.count() == 3
+    # Each request's log row says what it did without.
+    notes = "rate limiter unavailable: failed open; cache unavailable: treated as a miss"
+    assert logged_notes(server, account, 3) == [notes] * 3
+
+
+def test_redis_down_cache_alone_is_noted(
+    gateway_settings: Any, gateway_factory: Callable[..., GatewayServer], upstream: Any
+) -> None:
+    server = gateway_factory(gateway_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    account = new_account()
+    make_gateway(server, account, cache_ttl=300)  # no rate limit: only the cache degrades
+    assert chat(server, account).headers["cf-aig-cache-status"] == "MISS"
+    assert chat(server, account, **{"cf-aig-skip-cache": "true"}).status_code == 200  # no lookup
+    assert logged_notes(server, account, 2) == ["cache unavailable: treated as a miss", None]
 
 
 def test_redis_down_fails_closed_when_configured(
@@ -178,6 +209,7 @@ def test_redis_down_fails_closed_when_configured(
     make_gateway(server, account, rate_limiting_limit=100, rate_limiting_interval=60)
     refused = chat(server, account)
     assert refused.status_code == 429 and refused.json()["error"][0]["code"] == 2003
+    assert logged_notes(server, account, 1) == ["rate limiter unavailable: failed closed"]
 
 
 async def test_redis_coalesces_identical_misses_across_servers(

@@ -42,7 +42,7 @@ _LIST_COLUMNS = (
 _DETAIL_COLUMNS = (
     *_LIST_COLUMNS, "request_size", "response_size", "request_body", "request_body_complete",
     "response_body", "response_body_complete", "user_agent", "authenticated", "error",
-    "connection_id", "frames_in", "frames_out", "close_code",
+    "connection_id", "frames_in", "frames_out", "close_code", "gateway_notes",
 )  # fmt: skip
 
 
@@ -116,6 +116,7 @@ def public_log(row: Mapping[str, Any]) -> dict[str, Any]:
             frames_in=row["frames_in"],
             frames_out=row["frames_out"],
             close_code=row["close_code"],
+            gateway_notes=row["gateway_notes"],
         )
     return out
 

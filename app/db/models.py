@@ -106,6 +106,9 @@ class Log(SQLModel, table=True):
     frames_in: int | None = None
     frames_out: int | None = None
     close_code: int | None = None
+    # What the gateway had to do without for this request (Redis down: cache treated as a miss, rate
+    # limiter failed open or closed), "; "-separated; null when nothing degraded.
+    gateway_notes: str | None = None
 
 
 class LogMetadata(SQLModel, table=True):

@@ -24,20 +24,34 @@ class CachedResponse:
         return len(self.body) + sum(len(k) + len(v) for k, v in self.headers) + 64
 
 
+# What a store that could not be reached (Redis down) adds to the caller's `notes`: the request
+# goes on as a miss, and its log row says why.
+CACHE_UNAVAILABLE = "cache unavailable: treated as a miss"
+
+
+def add_note(notes: list[str], note: str) -> None:
+    if note not in notes:
+        notes.append(note)
+
+
 class CacheStore(Protocol):
-    async def get(self, key: str) -> CachedResponse | None: ...
+    """`notes`: where a lookup that had to degrade (store unreachable) says so, once per note."""
+
+    async def get(self, key: str, *, notes: list[str] | None = None) -> CachedResponse | None: ...
 
     async def set(self, key: str, value: CachedResponse, ttl_s: int) -> None: ...
 
     async def delete_prefix(self, prefix: str) -> int: ...
 
-    async def claim(self, key: str, ttl_s: float) -> bool:
+    async def claim(self, key: str, ttl_s: float, *, notes: list[str] | None = None) -> bool:
         """Across replicas: True if this process may fetch `key` now (no one else is)."""
         ...
 
     async def release(self, key: str) -> None: ...
 
-    async def wait_for(self, key: str, timeout_s: float) -> CachedResponse | None:
+    async def wait_for(
+        self, key: str, timeout_s: float, *, notes: list[str] | None = None
+    ) -> CachedResponse | None:
         """The entry another replica is fetching, once stored; None if it gave up or time ran out."""
         ...
 
@@ -50,7 +64,7 @@ class MemoryCache:
         self._bytes = 0
         self._entries: OrderedDict[str, tuple[float, CachedResponse]] = OrderedDict()
 
-    async def get(self, key: str) -> CachedResponse | None:
+    async def get(self, key: str, *, notes: list[str] | None = None) -> CachedResponse | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -76,13 +90,15 @@ class MemoryCache:
         return len(doomed)
 
     # One process: the in-process Coalescer already makes identical misses wait for one leader.
-    async def claim(self, key: str, ttl_s: float) -> bool:
+    async def claim(self, key: str, ttl_s: float, *, notes: list[str] | None = None) -> bool:
         return True
 
     async def release(self, key: str) -> None:
         return None
 
-    async def wait_for(self, key: str, timeout_s: float) -> CachedResponse | None:
+    async def wait_for(
+        self, key: str, timeout_s: float, *, notes: list[str] | None = None
+    ) -> CachedResponse | None:
         return None
 
     def _remove(self, key: str) -> None:

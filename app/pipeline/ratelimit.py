@@ -14,9 +14,17 @@ from typing import Any, Protocol
 logger = logging.getLogger("aigw.ratelimit")
 
 
+def unavailable_note(fail_open: bool) -> str:
+    """What the request's log row says when the limiter could not count it (Redis down)."""
+    return f"rate limiter unavailable: failed {'open' if fail_open else 'closed'}"
+
+
 class RateLimiter(Protocol):
-    async def hit(self, key: str, limit: int, interval_s: int, technique: str) -> float | None:
-        """Count one request. None: admitted. Otherwise the seconds until one would be."""
+    async def hit(
+        self, key: str, limit: int, interval_s: int, technique: str, *, notes: list[str] | None = None
+    ) -> float | None:
+        """Count one request. None: admitted. Otherwise the seconds until one would be. A limiter
+        that could not count (store unreachable) says so in `notes`."""
         ...
 
 
@@ -26,7 +34,9 @@ class MemoryRateLimiter:
         self._sliding: dict[str, deque[float]] = {}
         self._max_keys = max_keys
 
-    async def hit(self, key: str, limit: int, interval_s: int, technique: str) -> float | None:
+    async def hit(
+        self, key: str, limit: int, interval_s: int, technique: str, *, notes: list[str] | None = None
+    ) -> float | None:
         now = time.time()
         if len(self._fixed) + len(self._sliding) > self._max_keys:
             self._fixed.clear()  # bounded memory; at worst a window restarts
@@ -91,7 +101,9 @@ class RedisRateLimiter:
         self._sequence = 0
         self._instance = secrets.token_hex(8)  # members must be unique across processes
 
-    async def hit(self, key: str, limit: int, interval_s: int, technique: str) -> float | None:
+    async def hit(
+        self, key: str, limit: int, interval_s: int, technique: str, *, notes: list[str] | None = None
+    ) -> float | None:
         now_ms = int(time.time() * 1000)
         self._sequence += 1
         member = f"{now_ms}:{self._instance}:{self._sequence}"
@@ -103,6 +115,8 @@ class RedisRateLimiter:
             logger.warning(
                 "rate limiter unavailable (%s); failing %s", exc, "open" if self._fail_open else "closed"
             )
+            if notes is not None:
+                notes.append(unavailable_note(self._fail_open))
             return None if self._fail_open else float(interval_s)
         return None if int(wait_ms) < 0 else int(wait_ms) / 1000
 

@@ -1,5 +1,6 @@
 """The response cache in Redis, shared by every worker and replica (same interface as
-MemoryCache). Redis being down degrades to a miss with a warning; it never fails a request."""
+MemoryCache). Redis being down degrades to a miss with a warning; it never fails a request, and
+the lookups say so in the caller's `notes` (the request's log row)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from app.pipeline.cache import CachedResponse
+from app.pipeline.cache import CACHE_UNAVAILABLE, CachedResponse, add_note
 
 logger = logging.getLogger("aigw.cache")
 PREFIX = "aigw:cache:"
@@ -46,11 +47,11 @@ class RedisCache:
         self._redis = redis
         self.errors = 0
 
-    async def get(self, key: str) -> CachedResponse | None:
+    async def get(self, key: str, *, notes: list[str] | None = None) -> CachedResponse | None:
         try:
             raw = await self._redis.get(PREFIX + key)
         except Exception as exc:
-            self._degraded("get", exc)
+            self._degraded("get", exc, notes)
             return None
         return decode(raw) if raw is not None else None
 
@@ -69,13 +70,13 @@ class RedisCache:
             self._degraded("delete", exc)
         return deleted
 
-    async def claim(self, key: str, ttl_s: float) -> bool:
+    async def claim(self, key: str, ttl_s: float, *, notes: list[str] | None = None) -> bool:
         """A short-lived Redis lock, so identical misses on several replicas make one upstream call.
         Redis down: claim granted (each replica fetches for itself)."""
         try:
             return bool(await self._redis.set(LOCK_PREFIX + key, b"1", nx=True, px=int(ttl_s * 1000)))
         except Exception as exc:
-            self._degraded("claim", exc)
+            self._degraded("claim", exc, notes)
             return True
 
     async def release(self, key: str) -> None:
@@ -84,22 +85,26 @@ class RedisCache:
         except Exception as exc:
             self._degraded("release", exc)
 
-    async def wait_for(self, key: str, timeout_s: float) -> CachedResponse | None:
+    async def wait_for(
+        self, key: str, timeout_s: float, *, notes: list[str] | None = None
+    ) -> CachedResponse | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while loop.time() < deadline:
             await asyncio.sleep(WAIT_POLL_S)
-            found = await self.get(key)
+            found = await self.get(key, notes=notes)
             if found is not None:
                 return found
             try:
                 if not await self._redis.exists(LOCK_PREFIX + key):
-                    return await self.get(key)  # the leader finished (or failed): one last look
+                    return await self.get(key, notes=notes)  # the leader finished (or failed): one last look
             except Exception as exc:
-                self._degraded("wait", exc)
+                self._degraded("wait", exc, notes)
                 return None
         return None
 
-    def _degraded(self, operation: str, exc: Exception) -> None:
+    def _degraded(self, operation: str, exc: Exception, notes: list[str] | None = None) -> None:
         self.errors += 1
         logger.warning("cache %s failed, treated as a miss: %s", operation, exc)
+        if notes is not None:
+            add_note(notes, CACHE_UNAVAILABLE)
