@@ -9,13 +9,14 @@ counters of the gateways in it), not a round trip per request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.fields import as_utc
@@ -67,6 +68,48 @@ def metadata_rows(log_id: str, account_id: str, gateway_id: str, metadata: Any) 
             },
         )
     return list(rows.values())
+
+
+@dataclass(frozen=True, slots=True)
+class _InsertPlan:
+    sql: str
+    binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # (row key, bind processor)
+
+
+_insert_plans: dict[tuple[str, tuple[str, ...]], _InsertPlan] = {}
+
+
+def _insert_plan(dialect: Dialect, keys: tuple[str, ...]) -> _InsertPlan:
+    """The INSERT for these log columns compiled once per dialect, with each column's own bind
+    processor (what SQLAlchemy would apply to the value: datetime format, JSON, ...)."""
+    plan = _insert_plans.get((dialect.name, keys))
+    if plan is None:
+        compiled = insert(LOGS).compile(dialect=dialect, column_keys=list(keys))
+        order = compiled.positiontup or []
+        binds = tuple(
+            (name, LOGS.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in order
+        )
+        plan = _insert_plans[(dialect.name, keys)] = _InsertPlan(compiled.string, binds)
+    return plan
+
+
+async def insert_logs(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """One executemany for a batch of log rows (all with the same keys).
+
+    The same statement and value conversions as `connection.execute(insert(LOGS), rows)`, minus
+    SQLAlchemy's per-row parameter processing, which was about half the log writer's CPU (the
+    writer shares the process, and the GIL, with the request path)."""
+    keys = rows[0].keys()
+    if any(row.keys() != keys for row in rows):  # not rows from LogRecord.to_row: the generic way
+        await connection.execute(insert(LOGS), rows)
+        return
+    plan = _insert_plan(connection.dialect, tuple(keys))
+    binds = plan.binds
+    params = [
+        tuple([row[name] if process is None else process(row[name]) for name, process in binds])
+        for row in rows
+    ]
+    await connection.exec_driver_sql(plan.sql, params)
 
 
 def _dialect_insert(connection: AsyncConnection, table: Any) -> Any:
@@ -187,7 +230,7 @@ async def store_batch(
         kept.extend(group)
         added[key] = len(group)
     if kept:
-        await connection.execute(insert(LOGS), kept)
+        await insert_logs(connection, kept)
         entries = [
             entry
             for row in kept
