@@ -10,7 +10,9 @@ httptools parser buffers a request head of any size. This subclass adds:
 - a head size limit: a head over `max_head_bytes` (request line and headers) is answered 431;
 - corked writes: what the response writes in one event-loop iteration leaves in one send. uvicorn
   writes the status line and headers, then the body, each with its own `send` system call; on
-  loopback and in profiles that second call was a visible share of a small response's cost.
+  loopback and in profiles that second call was a visible share of a small response's cost. A
+  WebSocket upgraded from the connection keeps the corked transport: frames written together
+  (many requests of one session answered at once) leave together.
 
 The timers only run while the gateway waits for the client to send: not while it reads nothing
 because the app has not consumed the body yet (flow control, `Expect: 100-continue`), not while a
@@ -251,9 +253,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         self._cancel_read_timer()
         self._phase = _DONE
-        if isinstance(self.transport, CorkedTransport):  # the WebSocket protocol gets the real one
-            self.transport.flush()
-            self.transport = self.transport.transport
+        # The WebSocket protocol keeps the corked transport: the frames of many requests answered
+        # in one iteration of the loop (a busy session) leave in one send, one TLS record.
         super().handle_websocket_upgrade()
 
 

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -55,6 +58,57 @@ class TLSRawClient(RawClient):
 
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port, ssl=self.context)
+
+
+class RawWebSocket:
+    """A minimal WebSocket client on asyncio streams, as lean as `RawClient` is for HTTP, so that
+    (b) and (c) compare the gateway rather than two client libraries of different cost. Frames are
+    sent with an all-zero masking key (RFC 6455 allows any key; a zero key makes masking free)."""
+
+    def __init__(self, port: int, context: ssl.SSLContext, token: str) -> None:
+        self.port, self.context, self.token = port, context, token
+        self.reader: asyncio.StreamReader
+        self.writer: asyncio.StreamWriter
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port, ssl=self.context)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.writer.write(
+            f"GET /v1/bench/gw HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"cf-aig-authorization: Bearer {self.token}\r\n\r\n".encode()
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise RuntimeError(head.decode(errors="replace"))
+
+    def send(self, payload: bytes) -> None:
+        size = len(payload)
+        if size < 126:
+            head = struct.pack("!BB", 0x81, 0x80 | size)
+        elif size < 65536:
+            head = struct.pack("!BBH", 0x81, 0x80 | 126, size)
+        else:
+            head = struct.pack("!BBQ", 0x81, 0x80 | 127, size)
+        self.writer.write(head + b"\0\0\0\0" + payload)
+
+    async def receive(self) -> bytes:
+        """The next text or binary message (pings answered, other control frames skipped)."""
+        while True:
+            first, second = await self.reader.readexactly(2)
+            size = second & 0x7F
+            if size == 126:
+                (size,) = struct.unpack("!H", await self.reader.readexactly(2))
+            elif size == 127:
+                (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
+            payload = await self.reader.readexactly(size)
+            opcode = first & 0x0F
+            if opcode in (1, 2):
+                return payload
+            if opcode == 9:  # ping
+                self.writer.write(struct.pack("!BB", 0x8A, 0x80 | len(payload)) + b"\0\0\0\0" + payload)
+            elif opcode == 8:
+                raise ConnectionError("closed by the server")
 
 
 def universal_request(port: int, token: str) -> bytes:
@@ -100,6 +154,40 @@ async def https_concurrent(port: int, token: str, context: ssl.SSLContext, n: in
         client.writer.close()
 
     await asyncio.gather(*(worker() for _ in range(conc)))
+    return latencies
+
+
+async def wss_raw(port: int, token: str, context: ssl.SSLContext, n: int, conc: int) -> list[float]:
+    ws = RawWebSocket(port, context, token)
+    await ws.connect()
+    latencies: list[float] = []
+    pending: dict[str, tuple[float, asyncio.Future[None]]] = {}
+
+    async def reader() -> None:
+        while pending or not finished.is_set():
+            event_id = json.loads(await ws.receive())["metadata"]["eventId"]
+            started, done = pending.pop(event_id)
+            latencies.append((time.perf_counter() - started) * 1000)
+            done.set_result(None)
+
+    finished = asyncio.Event()
+    reading = asyncio.create_task(reader())
+    remaining = iter(range(n))
+
+    async def worker() -> None:
+        for index in remaining:
+            event_id = f"e{index}"
+            done = asyncio.get_running_loop().create_future()
+            pending[event_id] = (time.perf_counter(), done)
+            ws.send(
+                json.dumps({"type": "universal.create", "request": {**STEP, "eventId": event_id}}).encode()
+            )
+            await done
+
+    await asyncio.gather(*(worker() for _ in range(conc)))
+    finished.set()
+    reading.cancel()
+    ws.writer.close()
     return latencies
 
 
@@ -149,30 +237,44 @@ async def timed(coro: object) -> tuple[list[float], float]:
     return latencies, time.perf_counter() - started
 
 
-async def report(proc: psutil.Process, port: int, token: str, n: int, conc: int) -> None:
+async def report(proc: psutil.Process, port: int, token: str, n: int, conc: int, rounds: int) -> None:
+    """Each variant runs `rounds` times, interleaved with the others, and is reported over all its
+    runs: this machine's speed drifts (other load, the log database growing) and a variant run
+    once, first or last, would carry that drift."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    await https_sequential(port, token, context, 50, True)  # warm up
-    for label, coro in (
-        ("(a) new HTTPS connection per request", https_sequential(port, token, context, n, False)),
-        ("(b) HTTPS keep-alive, sequential", https_sequential(port, token, context, n, True)),
-        ("(c) one WSS connection, sequential", wss(port, token, context, n, 1)),
+    await https_sequential(port, token, context, 200, True)  # warm up
+    await wss_raw(port, token, context, 200, 8)
+    variants: list[tuple[str, Callable[[], Awaitable[list[float]]]]] = [
+        ("(a) new HTTPS connection per request", lambda: https_sequential(port, token, context, n, False)),
+        ("(b) HTTPS keep-alive, sequential", lambda: https_sequential(port, token, context, n, True)),
+        ("(c) one WSS connection, sequential", lambda: wss_raw(port, token, context, n, 1)),
+        ("(c) the same with the websockets library", lambda: wss(port, token, context, n, 1)),
         (
             f"{conc} keep-alive HTTPS connections, concurrent",
-            https_concurrent(port, token, context, n * 2, conc),
+            lambda: https_concurrent(port, token, context, n * 2, conc),
         ),
-        (f"one WSS connection, {conc} in flight", wss(port, token, context, n * 2, conc)),
-    ):
-        before = sum(proc.cpu_times()[:2])
-        latencies, seconds = await timed(coro)
-        print(line(label, latencies, seconds, sum(proc.cpu_times()[:2]) - before))
+        (f"one WSS connection, {conc} in flight", lambda: wss_raw(port, token, context, n * 2, conc)),
+        ("the same with the websockets library", lambda: wss(port, token, context, n * 2, conc)),
+    ]
+    totals: dict[str, tuple[list[float], float, float]] = {label: ([], 0.0, 0.0) for label, _ in variants}
+    for _ in range(rounds):
+        for label, run in variants:
+            before = sum(proc.cpu_times()[:2])
+            latencies, seconds = await timed(run())
+            cpu = sum(proc.cpu_times()[:2]) - before
+            kept, total_s, total_cpu = totals[label]
+            totals[label] = (kept + latencies, total_s + seconds, total_cpu + cpu)
+    for label, (latencies, seconds, cpu) in totals.items():
+        print(line(label, latencies, seconds, cpu))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="aigw-bench-ws-")
     cert, key = make_certificate(workdir)
@@ -216,7 +318,11 @@ def main() -> None:
             verify=False,
         )
         token = created.json()["result"]["value"]
-        asyncio.run(report(psutil.Process(gateway.pid), gateway_port, token, args.requests, args.concurrency))
+        asyncio.run(
+            report(
+                psutil.Process(gateway.pid), gateway_port, token, args.requests, args.concurrency, args.rounds
+            )
+        )
     finally:
         for process in (gateway, upstream):
             process.terminate()

@@ -164,6 +164,8 @@ class Session:
         self._draining = False
         self._closed = False
         self._last_activity = asyncio.get_running_loop().time()
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_close: asyncio.Future[None] | None = None
 
     async def finish_in_flight(self) -> None:
         self._draining = True
@@ -199,22 +201,11 @@ class Session:
 
     async def _read_frames(self) -> None:
         loop = asyncio.get_running_loop()
-        idle_s = self._settings.ws_idle_timeout_s
-        receiving: asyncio.Future[Any] | None = None
+        self._arm_idle_check(self._last_activity)
         try:
             while True:
-                if receiving is None:
-                    receiving = asyncio.ensure_future(self._ws.receive())
-                # The idle clock runs only while nothing is in flight, from the last activity.
-                wait = idle_s if self._in_flight else max(0.0, self._last_activity + idle_s - loop.time())
-                done, _ = await asyncio.wait({receiving}, timeout=wait)
-                if not done:
-                    if not self._in_flight and loop.time() - self._last_activity >= idle_s:
-                        await self.close(1000)
-                        return
-                    continue
-                message, receiving = receiving.result(), None
-                self._last_activity = loop.time()
+                message = await self._ws.receive()
+                self._last_activity = loop.time()  # the idle check looks at it lazily
                 if message["type"] == "websocket.disconnect":
                     self._closed = True
                     return
@@ -223,8 +214,30 @@ class Session:
                     continue
                 await self._handle(message["text"].encode())
         finally:
-            if receiving is not None:
-                receiving.cancel()
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+
+    # The idle clock runs only while nothing is in flight, from the last activity (a frame in, a
+    # request finished). One timer, re-armed when it fires rather than on every frame: a busy
+    # session pays a float assignment per frame, not a timer.
+    def _arm_idle_check(self, since: float) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = asyncio.get_running_loop().call_at(
+            since + self._settings.ws_idle_timeout_s, self._idle_check
+        )
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        if self._closed:
+            return
+        now = asyncio.get_running_loop().time()
+        if self._in_flight:
+            self._arm_idle_check(now)  # re-armed from its end when the last request finishes
+        elif now - self._last_activity >= self._settings.ws_idle_timeout_s:
+            self._idle_close = asyncio.ensure_future(self.close(1000))
+        else:
+            self._arm_idle_check(self._last_activity)
 
     async def _refuse_binary(self, data: bytes) -> None:
         """Requests are JSON text frames (protocol.md §6); a binary one is answered, not run."""
@@ -297,6 +310,8 @@ class Session:
         self._in_flight.pop(event_id, None)
         metadata = self._metadata.pop(event_id, {"eventId": event_id})
         self._last_activity = asyncio.get_running_loop().time()
+        if not self._in_flight and not self._closed:
+            self._arm_idle_check(self._last_activity)
         if task.cancelled() and not self._closed:
             frame = _frame("universal.done", {**metadata, "cancelled": True})
             late = asyncio.ensure_future(self._send(frame))  # a callback cannot await the send
