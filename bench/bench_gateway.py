@@ -6,7 +6,7 @@ logged), then drives both with a small keep-alive HTTP/1.1 client written on asy
 the load tool costs little CPU). Prints requests/s at concurrency 1 and 32, the latency the gateway
 adds (p50/p99), the gateway's CPU time per request, and its RSS before and after.
 
-    .venv/bin/python bench/bench_gateway.py [--requests 3000] [--concurrency 32]
+    .venv/bin/python bench/bench_gateway.py [--requests 3000] [--concurrency 32] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -140,6 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     upstream_port, gateway_port = free_port(), free_port()
@@ -167,39 +168,62 @@ def main() -> None:
             headers={"Authorization": f"Bearer {ADMIN}"},
         ).raise_for_status()
         proc = psutil.Process(gateway.pid)
-        asyncio.run(report(proc, upstream_port, gateway_port, args.requests, args.concurrency))
+        asyncio.run(report(proc, upstream_port, gateway_port, args.requests, args.concurrency, args.rounds))
     finally:
         for process in (gateway, upstream):
             process.terminate()
             process.wait(10)
 
 
-async def report(proc: psutil.Process, upstream_port: int, gateway_port: int, total: int, conc: int) -> None:
+async def report(
+    proc: psutil.Process, upstream_port: int, gateway_port: int, total: int, conc: int, rounds: int
+) -> None:
+    """Every configuration runs `rounds` times, interleaved with the others, and is reported over
+    all its runs (the per-round CPU figures show the spread): this machine's speed drifts with
+    other load, and one run per configuration would carry that drift into the comparison."""
     direct_path = "/v1/chat/completions"
     gateway_path = "/v1/bench/gw/openai/chat/completions"
     print(f"gateway RSS at start: {proc.memory_info().rss / 2**20:.1f} MiB")
-    for stream in (False, True):
-        kind = "streaming" if stream else "non-streaming"
-        # Warm both paths (connection pools, caches, JIT-free Python still warms its dicts).
+    for stream in (False, True):  # warm both paths (connection pools, caches, dicts)
         await run_load(upstream_port, direct_path, body_maker(stream, "warm"), 300, 4)
         await run_load(gateway_port, gateway_path, body_maker(stream, "warm"), 300, 4)
-        for concurrency, count in ((1, total // 3), (conc, total)):
-            tag = f"{kind}-c{concurrency}-{time.time_ns()}"
-            direct_rps, direct_lat = await run_load(
+    configs = [(stream, c, n) for stream in (False, True) for c, n in ((1, total // 3), (conc, total))]
+    results: dict[tuple[bool, int], dict[str, list[float]]] = {
+        (stream, c): {"direct": [], "gateway": [], "direct_s": [], "gateway_s": [], "cpu": []}
+        for stream, c, _ in configs
+    }
+    for _ in range(rounds):
+        for stream, concurrency, count in configs:
+            tag = f"{stream}-c{concurrency}-{time.time_ns()}"
+            entry = results[(stream, concurrency)]
+            started = time.perf_counter()
+            _, direct_lat = await run_load(
                 upstream_port, direct_path, body_maker(stream, "d" + tag), count, concurrency
             )
+            entry["direct_s"].append(time.perf_counter() - started)
             cpu_before = cpu_seconds(proc)
-            gw_rps, gw_lat = await run_load(
+            started = time.perf_counter()
+            _, gw_lat = await run_load(
                 gateway_port, gateway_path, body_maker(stream, "g" + tag), count, concurrency
             )
-            cpu_per_request = (cpu_seconds(proc) - cpu_before) / count * 1000
-            print(
-                f"{kind:14s} c={concurrency:<3d} direct {direct_rps:7.0f} req/s p50 {pct(direct_lat, 0.5):6.2f} ms"
-                f" | gateway {gw_rps:7.0f} req/s p50 {pct(gw_lat, 0.5):6.2f} p99 {pct(gw_lat, 0.99):6.2f} ms"
-                f" | added p50 {pct(gw_lat, 0.5) - pct(direct_lat, 0.5):+.2f} ms"
-                f" p99 {pct(gw_lat, 0.99) - pct(direct_lat, 0.99):+.2f} ms"
-                f" | gateway CPU {cpu_per_request:.3f} ms/req"
-            )
+            entry["gateway_s"].append(time.perf_counter() - started)
+            entry["cpu"].append((cpu_seconds(proc) - cpu_before) / count * 1000)
+            entry["direct"] += direct_lat
+            entry["gateway"] += gw_lat
+    for (stream, concurrency), entry in results.items():
+        kind = "streaming" if stream else "non-streaming"
+        direct_lat, gw_lat = entry["direct"], entry["gateway"]
+        direct_rps = len(direct_lat) / sum(entry["direct_s"])
+        gw_rps = len(gw_lat) / sum(entry["gateway_s"])
+        cpu = sum(entry["cpu"]) / len(entry["cpu"])
+        spread = "/".join(f"{value:.2f}" for value in entry["cpu"])
+        print(
+            f"{kind:14s} c={concurrency:<3d} direct {direct_rps:7.0f} req/s p50 {pct(direct_lat, 0.5):6.2f} ms"
+            f" | gateway {gw_rps:7.0f} req/s p50 {pct(gw_lat, 0.5):6.2f} p99 {pct(gw_lat, 0.99):6.2f} ms"
+            f" | added p50 {pct(gw_lat, 0.5) - pct(direct_lat, 0.5):+.2f} ms"
+            f" p99 {pct(gw_lat, 0.99) - pct(direct_lat, 0.99):+.2f} ms"
+            f" | gateway CPU {cpu:.3f} ms/req (rounds {spread})"
+        )
     await asyncio.sleep(1)
     print(f"gateway RSS at end: {proc.memory_info().rss / 2**20:.1f} MiB")
 
