@@ -157,20 +157,20 @@ async def https_concurrent(port: int, token: str, context: ssl.SSLContext, n: in
     return latencies
 
 
-async def wss_raw(port: int, token: str, context: ssl.SSLContext, n: int, conc: int) -> list[float]:
-    ws = RawWebSocket(port, context, token)
-    await ws.connect()
+async def drive_ws(
+    send: Callable[[str], Awaitable[None]], receive: Callable[[], Awaitable[str | bytes]], n: int, conc: int
+) -> list[float]:
+    """n universal.create requests over one WebSocket, `conc` of them in flight; latencies in ms."""
     latencies: list[float] = []
     pending: dict[str, tuple[float, asyncio.Future[None]]] = {}
 
     async def reader() -> None:
-        while pending or not finished.is_set():
-            event_id = json.loads(await ws.receive())["metadata"]["eventId"]
+        while True:
+            event_id = json.loads(await receive())["metadata"]["eventId"]
             started, done = pending.pop(event_id)
             latencies.append((time.perf_counter() - started) * 1000)
             done.set_result(None)
 
-    finished = asyncio.Event()
     reading = asyncio.create_task(reader())
     remaining = iter(range(n))
 
@@ -179,49 +179,34 @@ async def wss_raw(port: int, token: str, context: ssl.SSLContext, n: int, conc: 
             event_id = f"e{index}"
             done = asyncio.get_running_loop().create_future()
             pending[event_id] = (time.perf_counter(), done)
-            ws.send(
-                json.dumps({"type": "universal.create", "request": {**STEP, "eventId": event_id}}).encode()
-            )
+            await send(json.dumps({"type": "universal.create", "request": {**STEP, "eventId": event_id}}))
             await done
 
     await asyncio.gather(*(worker() for _ in range(conc)))
-    finished.set()
     reading.cancel()
-    ws.writer.close()
     return latencies
+
+
+async def wss_raw(port: int, token: str, context: ssl.SSLContext, n: int, conc: int) -> list[float]:
+    ws = RawWebSocket(port, context, token)
+    await ws.connect()
+
+    async def send(text: str) -> None:
+        ws.send(text.encode())
+
+    try:
+        return await drive_ws(send, ws.receive, n, conc)
+    finally:
+        ws.writer.close()
 
 
 async def wss(port: int, token: str, context: ssl.SSLContext, n: int, conc: int) -> list[float]:
+    """The same over the `websockets` library's client."""
     url = f"wss://127.0.0.1:{port}/v1/bench/gw"
-    latencies: list[float] = []
     async with connect(
         url, ssl=context, additional_headers={"cf-aig-authorization": f"Bearer {token}"}
     ) as ws:
-        pending: dict[str, tuple[float, asyncio.Future[None]]] = {}
-
-        async def reader() -> None:
-            async for message in ws:
-                event_id = json.loads(message)["metadata"]["eventId"]
-                started, done = pending.pop(event_id)
-                latencies.append((time.perf_counter() - started) * 1000)
-                done.set_result(None)
-
-        reading = asyncio.create_task(reader())
-        remaining = iter(range(n))
-
-        async def worker() -> None:
-            for index in remaining:
-                event_id = f"e{index}"
-                done = asyncio.get_running_loop().create_future()
-                pending[event_id] = (time.perf_counter(), done)
-                await ws.send(
-                    json.dumps({"type": "universal.create", "request": {**STEP, "eventId": event_id}})
-                )
-                await done
-
-        await asyncio.gather(*(worker() for _ in range(conc)))
-        reading.cancel()
-    return latencies
+        return await drive_ws(ws.send, ws.recv, n, conc)
 
 
 def line(label: str, latencies: list[float], seconds: float, cpu_s: float) -> str:
