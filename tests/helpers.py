@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import ADMIN_TOKEN, GatewayServer
-from tests.fake_upstream import upstream_overrides_for
+from tests.fake_upstream import FakeUpstream, upstream_overrides_for
 from tests.server_thread import ServerThread
 
 ACCT = "acct"
@@ -179,6 +179,21 @@ def google_step(headers: dict[str, str] | None = None, *, stream: bool = False) 
     }
 
 
+# provider → step builder, for the tests run over every provider format
+STEPS: dict[str, Callable[..., dict[str, Any]]] = {
+    "openai": openai_step,
+    "workers-ai": workers_ai_step,
+    "anthropic": anthropic_step,
+    "google-ai-studio": google_step,
+}
+
+
+def fail_key() -> dict[str, str]:
+    """A fail-counter key of its own for `x-fake-fail-times`, so that tests sharing the fake do not
+    count each other's requests."""
+    return {"x-fake-fail-key": unique("key")}
+
+
 # ---- responses -------------------------------------------------------------------------------------
 
 
@@ -197,6 +212,14 @@ def error_of(response: httpx.Response, status: int, code: int) -> str:
     message = body["error"][0]["message"]
     assert isinstance(message, str) and message
     return message
+
+
+def direct(upstream: FakeUpstream, step: dict[str, Any]) -> httpx.Response:
+    """The same request as the gateway's last upstream call, sent to the fake directly."""
+    rec = upstream.last
+    url = f"{upstream.url}{rec.path}" + (f"?{rec.query}" if rec.query else "")
+    headers = {"content-type": "application/json", **step["headers"]}
+    return httpx.post(url, content=rec.body, headers=headers, timeout=10)
 
 
 def sse_events(raw: bytes | str) -> list[tuple[str | None, str]]:

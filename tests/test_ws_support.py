@@ -3,6 +3,9 @@
 A `WsSession` wraps a real `websockets` client connection to a gateway running on a loopback port
 and sorts the `universal.*` frames it receives by eventId, so a test can send several requests and
 then wait for each one's terminal frame. Nothing of the gateway is mocked.
+
+The fixtures at the end (`api`, `token`, `gw`, `url`, `log`) are shared by the session test modules
+(tests/test_ws_handshake.py, test_ws_requests.py, test_ws_errors.py, test_ws_cancel_and_limits.py).
 """
 
 from __future__ import annotations
@@ -10,19 +13,22 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import GatewayServer
-from tests.helpers import ACCT, Api, LogDb, db_path, openai_step, unique
+from tests.fake_upstream import FakeUpstream
+from tests.helpers import ACCT, Api, LogDb, api_client, db_path, openai_step, unique
 
 SUBPROTOCOL_PREFIX = "cf-aig-authorization."
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 RESULT_METADATA_KEYS = {"cacheStatus", "eventId", "logId", "step", "contentType", "status"}
+TEXT = "The quick brown fox jumps over the lazy dog"
 
 
 def ws_url(server: GatewayServer | str, gateway_id: str, account: str = ACCT, suffix: str = "") -> str:
@@ -220,3 +226,53 @@ def barrier(api: Api, log: LogDb) -> None:
     response = api.universal(gateway_id, openai_step())
     assert response.status_code == 200, response.text
     log.wait_gateway(gateway_id)
+
+
+def eid(prefix: str = "ev") -> str:
+    return unique(prefix)
+
+
+def create_frame(request: Any) -> str:
+    """A `universal.create` frame as sent, for any `request`, good or bad."""
+    return json.dumps({"type": "universal.create", "request": request})
+
+
+def good_step(**fields: Any) -> dict[str, Any]:
+    return {**openai_step(), **fields}
+
+
+# ---- fixtures of the session test modules ------------------------------------------------------------
+# pytest sees a fixture only in the namespace of the test module (or a conftest), so each session
+# module imports these functions. Each is registered under its `name=`, which its own function name
+# differs from, so that the import does not shadow the test arguments. The import stands after an
+# `# isort: split` (so that it is not merged with the other imports from here) and carries a noqa
+# comment for F401, the functions being used by pytest only:
+#     from tests.test_ws_support import api_fixture, gw_fixture, log_fixture, token_fixture, url_fixture
+
+
+@pytest.fixture(name="api")
+def api_fixture(server: GatewayServer, upstream: FakeUpstream) -> Iterator[Api]:
+    with api_client(server) as client:
+        yield client
+
+
+@pytest.fixture(name="token", scope="module")
+def token_fixture(server: GatewayServer) -> str:
+    with api_client(server) as client:
+        return str(client.new_token()["value"])
+
+
+@pytest.fixture(name="gw")
+def gw_fixture(api: Api) -> str:
+    """A gateway with authentication off: WebSocket sessions still require a token (§5)."""
+    return api.new_gateway(authentication=False)
+
+
+@pytest.fixture(name="url")
+def url_fixture(server: GatewayServer, gw: str) -> str:
+    return ws_url(server, gw)
+
+
+@pytest.fixture(name="log")
+def log_fixture(server: GatewayServer) -> LogDb:
+    return log_db(server)
