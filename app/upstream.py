@@ -14,6 +14,7 @@ and one exception family, `UpstreamError`: nothing outside this module imports a
 
 from __future__ import annotations
 
+import errno
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,13 @@ class UpstreamTimedOut(UpstreamError):
 
 class UpstreamUnreachable(UpstreamError):
     pass
+
+
+class _StaleConnection(Exception):
+    """The connection was closed or reset before any answer (see `UpstreamClient.send`)."""
+
+
+_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE})
 
 
 class UpstreamBodyError(UpstreamError):
@@ -120,16 +128,17 @@ class UpstreamClient:
         """Headers read, body not yet: the caller reads or streams it, then closes the response."""
         try:
             return await self._send_once(request)
-        except aiohttp.ServerDisconnectedError:
-            # The server closed the connection without answering: almost always a pooled keep-alive
-            # connection it had just timed out as we reused it, so the request never reached the
-            # application. Send it once more on a fresh connection, as browsers do. (A server that
-            # crashes mid-request also lands here and gets the request twice: an accepted risk.)
+        except _StaleConnection:
+            # The server closed or reset the connection before answering: almost always a pooled
+            # keep-alive connection it timed out just as we reused it (uvicorn and Node close
+            # idle connections after 5 s), so the request never reached the application. Send it
+            # once more on a fresh connection, as browsers do. (A server that crashes mid-request
+            # also lands here and gets the request twice: an accepted risk.)
             pass
         try:
             return await self._send_once(request)
-        except aiohttp.ServerDisconnectedError as exc:
-            raise UpstreamUnreachable(type(exc).__name__) from exc
+        except _StaleConnection as exc:
+            raise UpstreamUnreachable(type(exc.__cause__).__name__) from exc.__cause__
 
     async def _send_once(self, request: UpstreamRequest) -> UpstreamResponse:
         session = self._session
@@ -143,8 +152,12 @@ class UpstreamClient:
                 data=request.body or None,
                 allow_redirects=False,
             )
-        except aiohttp.ServerDisconnectedError:
-            raise
+        except aiohttp.ServerDisconnectedError as exc:
+            raise _StaleConnection from exc
+        except aiohttp.ClientOSError as exc:
+            if exc.errno in _RESET_ERRNOS:
+                raise _StaleConnection from exc
+            raise UpstreamUnreachable(type(exc).__name__) from exc
         except TimeoutError as exc:  # aiohttp's connect and read timeouts are TimeoutErrors
             raise UpstreamTimedOut(type(exc).__name__) from exc
         except (aiohttp.ClientError, OSError, ValueError) as exc:
