@@ -1,17 +1,23 @@
-"""The upstream client against a raw HTTP/1.1 server on loopback that misbehaves the ways real
-servers do: closing or resetting a kept-alive connection just as the client reuses it."""
+"""The upstream client (app/upstream.py over app/upstream_http.py) against raw HTTP/1.1 servers on
+loopback: stale kept-alive connections (closed or reset just as they are reused), body framings
+and encodings, HEAD and informational answers, header injection, URL encoding, read timeouts and
+the connection bound."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 import socket
 import struct
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from app.settings import Settings
-from app.upstream import UpstreamClient, UpstreamUnreachable
+from app.upstream import UpstreamBodyError, UpstreamClient, UpstreamUnreachable
 
 ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
 
@@ -89,7 +95,9 @@ async def test_a_stale_pooled_connection_is_retried_once_on_a_fresh_one(stale_se
         await client.aclose()
 
 
-async def test_a_server_that_resets_every_time_is_unreachable_after_one_retry() -> None:
+async def test_a_reset_on_a_fresh_connection_is_not_retried() -> None:
+    """Only a reused connection can be stale; a fresh one that is reset may have delivered the
+    request, so it is not sent again."""
     resets = 0
 
     async def reset_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -106,7 +114,161 @@ async def test_a_server_that_resets_every_time_is_unreachable_after_one_retry() 
     try:
         with pytest.raises(UpstreamUnreachable):
             await post(client, f"http://127.0.0.1:{port}/v1/chat/completions")
-        assert resets == 2  # the first attempt and exactly one retry
+        assert resets == 1
     finally:
         await client.aclose()
         server.close()
+
+
+# ---- wire formats and limits, against scripted raw servers -------------------------------------------
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """(head, body) of one request."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head, await reader.readexactly(length)
+
+
+@contextlib.asynccontextmanager
+async def scripted(handler: Handler, **settings: Any) -> AsyncIterator[tuple[UpstreamClient, str]]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = UpstreamClient(Settings(_env_file=None, **settings))  # type: ignore[call-arg]
+    try:
+        yield client, f"http://127.0.0.1:{port}"
+    finally:
+        await client.aclose()
+        server.close()
+
+
+async def fetch(client: UpstreamClient, url: str, method: str = "POST", **kw: Any) -> tuple[int, bytes]:
+    headers = kw.get("headers", [("Content-Type", "application/json")])
+    response = await client.send(client.build(method, url, headers, kw.get("body", b"{}")))
+    try:
+        return response.status_code, await response.aread()
+    finally:
+        await response.aclose()
+
+
+async def test_gzip_chunked_and_until_close_bodies_are_decoded() -> None:
+    payload = b'{"text":"' + b"x" * 5000 + b'"}'
+    packed = gzip.compress(payload)
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await answer(reader, writer):
+            pass
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        head, _ = await read_request(reader)
+        seen.append(head)
+        if b"/gzip" in head:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for start in range(0, len(packed), 700):
+                piece = packed[start : start + 700]
+                writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            writer.write(b"0\r\n\r\n")
+        else:  # no length, not chunked: the body runs until the server closes
+            writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + payload)
+            await writer.drain()
+            writer.close()
+            return False
+        await writer.drain()
+        return True
+
+    async with scripted(handler) as (client, base):
+        assert await fetch(client, f"{base}/gzip") == (200, payload)
+        assert await fetch(client, f"{base}/until-close") == (200, payload)
+    assert b"Accept-Encoding: gzip, deflate\r\n" in seen[0]
+
+
+async def test_head_answer_without_body_and_informational_answers_skipped() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await read_request(reader)  # one request per connection (HEAD closes its own)
+        if head.startswith(b"HEAD"):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")  # and no body, as HEAD says
+        else:
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+            writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+
+    async with scripted(handler) as (client, base):
+        async with asyncio.timeout(5):
+            assert await fetch(client, f"{base}/head", "HEAD", body=b"") == (200, b"")
+            assert await fetch(client, f"{base}/hints") == (201, b"ok")
+
+
+async def test_header_injection_is_refused_before_anything_is_sent() -> None:
+    requests = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        requests += 1
+        writer.close()
+
+    async with scripted(handler) as (client, base):
+        for name, value in (("X-Ok", "a\r\nX-Injected: 1"), ("Bad Name", "v"), ("X-Ok", "caf\u00e9\u2603")):
+            with pytest.raises(UpstreamUnreachable):
+                await fetch(client, f"{base}/x", headers=[(name, value)])
+    assert requests == 0
+
+
+async def test_path_and_query_are_percent_encoded_once() -> None:
+    targets: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await read_request(reader)
+        targets.append(head.split(b" ")[1])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    async with scripted(handler) as (client, base):
+        await fetch(client, f"{base}/v1/files/a b%2Fc/\u00e9?q=x y&r=%20")
+    assert targets == [b"/v1/files/a%20b%2Fc/%C3%A9?q=x%20y&r=%20"]
+
+
+async def test_a_stalled_answer_times_out() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    async with scripted(handler, upstream_timeout_s=0.3) as (client, base):
+        response = await client.send(client.build("GET", f"{base}/slow", [], b""))
+        started = time.monotonic()
+        with pytest.raises(UpstreamBodyError):
+            await response.aread()
+        assert time.monotonic() - started < 2
+        await response.aclose()
+
+
+async def test_the_pool_bound_makes_requests_wait_for_a_free_connection() -> None:
+    open_connections = 0
+    most = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_connections, most
+        open_connections += 1
+        most = max(most, open_connections)
+        try:
+            while True:
+                await read_request(reader)
+                await asyncio.sleep(0.05)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            open_connections -= 1
+
+    async with scripted(handler, max_upstream_connections=2) as (client, base):
+        results = await asyncio.gather(*(fetch(client, f"{base}/n{i}") for i in range(6)))
+    assert results == [(200, b"ok")] * 6
+    assert most == 2

@@ -1,0 +1,554 @@
+"""A lean HTTP/1.1 client for upstream calls: asyncio protocols, httptools' response parser, a
+keep-alive pool per origin.
+
+Why our own: a proxied request pays for the upstream call on every request, and aiohttp's client
+(request and payload objects, header multidicts, tracing hooks, a timer per read) was the largest
+block left in the gateway's profile. This does only what a proxy needs: HTTP/1.1 over TCP or TLS,
+one request per connection at a time, keep-alive, Content-Length / chunked / read-until-close
+bodies, gzip and deflate decoding, connect / pool / read timeouts. No proxies, redirects, cookies
+or HTTP/2. `app/upstream.py` is the interface the pipeline sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import re
+import ssl
+import zlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from urllib.parse import quote, urlsplit
+
+import httptools
+
+# Never sent as given: the client sets these itself (or they are hop-by-hop).
+_OWN_HEADERS = frozenset(
+    {
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer",
+        "upgrade", "proxy-connection", "proxy-authorization", "accept-encoding",
+    }
+)  # fmt: skip
+ACCEPT_ENCODING = b"gzip, deflate"
+USER_AGENT = b"aigw"
+_PATH_SAFE = "/%:@!$&'()*+,;=~"
+_QUERY_SAFE = "/%:@!$&'()*+,;=~?"
+_PAUSE_ABOVE = 1 << 20  # buffered body bytes before the socket stops being read
+
+
+class HTTPError(Exception):
+    """Base of what this client raises."""
+
+
+class ConnectFailed(HTTPError):
+    pass
+
+
+class TimedOut(HTTPError):
+    pass
+
+
+class Stale(HTTPError):
+    """The server closed or reset a reused connection before any byte of the answer."""
+
+
+class BodyError(HTTPError):
+    pass
+
+
+class InvalidRequest(HTTPError):
+    pass
+
+
+class Headers(Mapping[str, str]):
+    """Response headers: case-insensitive lookup (first value), raw pairs kept in order."""
+
+    __slots__ = ("_index", "raw")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self.raw = raw
+        self._index: dict[str, str] = {}
+        for name, value in raw:
+            self._index.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+
+    def __getitem__(self, key: str) -> str:
+        return self._index[key.lower()]
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        return self._index.get(key.lower(), default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+class Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection, one exchange at a time."""
+
+    def __init__(self, pool: Pool, key: tuple[str, str, int], read_timeout_s: float) -> None:
+        self._pool = pool
+        self.key = key
+        self._loop = asyncio.get_running_loop()
+        self._read_timeout = read_timeout_s
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.used = False  # an exchange has started on it
+        self.reused = False  # the current exchange is not its first: a silent close means "stale"
+        self.idle_since = 0.0
+        self._reset_exchange()
+
+    def _reset_exchange(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._head_only = False
+        self._got_bytes = False
+        self._raw_headers: list[tuple[bytes, bytes]] = []
+        self.status = 0
+        self._headers: asyncio.Future[None] | None = None
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.complete = False
+        self.keep_alive = False
+        self.error: HTTPError | None = None
+        self._until_close = False
+        self._last_data = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    # ---- exchange ------------------------------------------------------------------------------
+
+    async def start(self, head: bytes, body: bytes, head_only: bool) -> list[tuple[bytes, bytes]]:
+        """Send a request; return the response's raw headers once they arrive."""
+        assert self.transport is not None
+        if self.used:
+            self._reset_exchange()
+        self.reused = self.used
+        self.used = True
+        self._head_only = head_only
+        self._headers = self._loop.create_future()
+        self._last_data = self._loop.time()
+        self._arm_timer()
+        self.transport.write(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536:
+            self.transport.write(body)
+        await self._headers
+        return self._raw_headers
+
+    async def read_chunk(self) -> bytes | None:
+        """The next piece of the body; None at its end."""
+        while True:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._buffered -= len(chunk)
+                if self._paused and self._buffered < _PAUSE_ABOVE // 2 and self.transport is not None:
+                    self._paused = False
+                    self.transport.resume_reading()
+                return chunk
+            if self.error is not None:
+                raise self.error
+            if self.complete:
+                return None
+            self._waiter = self._loop.create_future()
+            await self._waiter
+
+    def finish(self) -> None:
+        """The caller is done with the response: back to the pool, or closed."""
+        self._cancel_timer()
+        if self.complete and self.keep_alive and not self.closed and self.error is None:
+            self.idle_since = self._loop.time()
+            self._pool.put_back(self)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._cancel_timer()
+            if self.transport is not None:
+                self.transport.close()
+            self._pool.forget(self)
+
+    # ---- read timeout: one timer per exchange, re-armed lazily ------------------------------------
+
+    def _arm_timer(self) -> None:
+        self._timer = self._loop.call_at(self._last_data + self._read_timeout, self._check_timeout)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check_timeout(self) -> None:
+        self._timer = None
+        if self.complete or self.closed or self.error is not None:
+            return
+        if self._loop.time() - self._last_data >= self._read_timeout:
+            self._fail(TimedOut("read timeout"))
+            self.close()
+        else:
+            self._arm_timer()
+
+    # ---- protocol --------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._got_bytes = True
+        self._last_data = self._loop.time()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(
+                BodyError(f"invalid response: {exc}") if self._headers_done() else ConnectFailed(str(exc))
+            )
+            self.close()
+
+    def eof_received(self) -> bool:
+        return False  # close the transport; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        was_closed = self.closed
+        self.closed = True
+        self._cancel_timer()
+        self._pool.forget(self)
+        if was_closed or self.complete:
+            return
+        if self._headers is None:
+            return  # idle in the pool
+        if not self._headers_done():
+            if not self._got_bytes and self.reused:
+                self._fail(Stale(type(exc).__name__ if exc else "closed"))
+            else:
+                self._fail(ConnectFailed(type(exc).__name__ if exc else "closed before the response"))
+        elif self._until_close and exc is None:
+            self._message_done()
+        else:
+            self._fail(BodyError(type(exc).__name__ if exc else "closed before the body ended"))
+
+    def pause_writing(self) -> None:  # request bodies are written at once; nothing to pause
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # ---- parser callbacks ------------------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._raw_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # informational (103 Early Hints): the answer is still to come
+            self._raw_headers = []
+            return
+        self.status = status
+        self.keep_alive = self._parser.should_keep_alive()
+        names = {name.lower() for name, _ in self._raw_headers}
+        self._until_close = b"content-length" not in names and b"transfer-encoding" not in names
+        if self._head_only:
+            self.keep_alive = False  # the parser would wait for a body that never comes
+            self.complete = True
+        if self._headers is not None and not self._headers.done():
+            self._headers.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        if self.status < 200 or self.complete:
+            return
+        self._chunks.append(body)
+        self._buffered += len(body)
+        if self._buffered > _PAUSE_ABOVE and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self.status >= 200:
+            self._message_done()
+
+    # ---- helpers ---------------------------------------------------------------------------------
+
+    def _headers_done(self) -> bool:
+        return self._headers is not None and self._headers.done()
+
+    def _message_done(self) -> None:
+        self.complete = True
+        self._cancel_timer()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: HTTPError) -> None:
+        if self.error is None:
+            self.error = error
+        if self._headers is not None and not self._headers.done():
+            self._headers.set_exception(error)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)  # read_chunk raises self.error
+
+
+class Pool:
+    """Idle connections per origin, and a bound on all connections (idle or busy)."""
+
+    def __init__(self, limit: int, keepalive_s: float) -> None:
+        self._limit = limit
+        self._keepalive = keepalive_s
+        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
+        self._open = 0
+        self._members: set[Connection] = set()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def take_idle(self, key: tuple[str, str, int], now: float) -> Connection | None:
+        idle = self._idle.get(key)
+        while idle:
+            connection = idle.pop()  # the most recently used: least likely to have timed out
+            if connection.closed or now - connection.idle_since > self._keepalive:
+                connection.close()
+                continue
+            return connection
+        return None
+
+    def has_room(self) -> bool:
+        """Whether a new connection may open now (closing an idle one of any origin if needed)."""
+        if self._open >= self._limit:
+            self._close_oldest_idle()
+        return self._open < self._limit
+
+    def reserve(self) -> None:
+        self._open += 1
+
+    async def wait_for_change(self, deadline: float) -> None:
+        """Until a connection is put back or closed (or `deadline`: TimedOut)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await waiter
+        except TimeoutError:
+            raise TimedOut("no free upstream connection") from None
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def release_slot(self) -> None:
+        self._open -= 1
+        self._wake_one()
+
+    def joined(self, connection: Connection) -> None:
+        if connection.closed:  # closed by the server before we could use it
+            self.release_slot()
+            raise ConnectFailed("closed as it opened")
+        self._members.add(connection)
+
+    def put_back(self, connection: Connection) -> None:
+        self._idle.setdefault(connection.key, []).append(connection)
+        self._wake_one()
+
+    def forget(self, connection: Connection) -> None:
+        if connection in self._members:
+            self._members.discard(connection)
+            idle = self._idle.get(connection.key)
+            if idle and connection in idle:
+                idle.remove(connection)
+            self.release_slot()
+
+    def _close_oldest_idle(self) -> None:
+        oldest: Connection | None = None
+        for idle in self._idle.values():
+            for connection in idle:
+                if oldest is None or connection.idle_since < oldest.idle_since:
+                    oldest = connection
+        if oldest is not None:
+            oldest.close()
+
+    def close_all(self) -> None:
+        for connection in list(self._members):
+            connection.close()
+
+
+class Response:
+    __slots__ = ("_connection", "_decoder", "headers", "raw_headers", "status_code")
+
+    def __init__(self, connection: Connection, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self._connection = connection
+        self.status_code = connection.status
+        self.raw_headers = raw_headers
+        self.headers = Headers(raw_headers)
+        encoding = self.headers.get("content-encoding")
+        self._decoder = _decoder(encoding) if isinstance(encoding, str) else None
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        connection = self._connection
+        decoder = self._decoder
+        while (chunk := await connection.read_chunk()) is not None:
+            if decoder is not None:
+                chunk = _decode(decoder, chunk)
+            if chunk:
+                yield chunk
+        if decoder is not None and (tail := decoder.flush()):
+            yield tail
+
+    async def aread(self) -> bytes:
+        chunks = [chunk async for chunk in self.aiter_bytes()]
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def close(self) -> None:
+        self._connection.finish()
+
+
+def _decoder(encoding: str) -> zlib._Decompress | None:
+    encoding = encoding.strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS)  # zlib-wrapped, as RFC 9110 defines it
+    return None
+
+
+def _decode(decoder: zlib._Decompress, chunk: bytes) -> bytes:
+    try:
+        return decoder.decompress(chunk)
+    except zlib.error as exc:
+        raise BodyError(f"undecodable body: {exc}") from None
+
+
+class Client:
+    def __init__(
+        self,
+        *,
+        limit: int,
+        keepalive_s: float,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        ssl_context: ssl.SSLContext,
+    ) -> None:
+        self._pool = Pool(limit, keepalive_s)
+        self._connect_timeout = connect_timeout_s
+        self._read_timeout = read_timeout_s
+        self._ssl = ssl_context
+
+    async def request(
+        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, *, fresh: bool = False
+    ) -> Response:
+        key, host_header, target = _parse_url(url)
+        head = _request_head(method, target, host_header, headers, body)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._connect_timeout
+        while True:
+            connection = None if fresh else self._pool.take_idle(key, loop.time())
+            if connection is not None:
+                break
+            if self._pool.has_room():
+                connection = await self._connect(key)
+                break
+            await self._pool.wait_for_change(deadline)  # the pool is full: wait for a connection
+        try:
+            raw_headers = await connection.start(head, body, method == "HEAD")
+        except BaseException:
+            connection.close()
+            raise
+        return Response(connection, raw_headers)
+
+    async def _connect(self, key: tuple[str, str, int]) -> Connection:
+        scheme, host, port = key
+        self._pool.reserve()
+        connection = Connection(self._pool, key, self._read_timeout)
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                await asyncio.get_running_loop().create_connection(
+                    lambda: connection,
+                    host,
+                    port,
+                    ssl=self._ssl if scheme == "https" else None,
+                    server_hostname=host if scheme == "https" else None,
+                )
+        except TimeoutError:
+            self._pool.release_slot()
+            raise TimedOut("connect timeout") from None
+        except (OSError, ssl.SSLError) as exc:
+            self._pool.release_slot()
+            raise ConnectFailed(type(exc).__name__) from exc
+        except BaseException:
+            self._pool.release_slot()
+            raise
+        self._pool.joined(connection)
+        return connection
+
+    def close(self) -> None:
+        self._pool.close_all()
+
+
+def _parse_url(url: str) -> tuple[tuple[str, str, int], bytes, bytes]:
+    """((scheme, host, port), Host header, request target)."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = parts.hostname
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidRequest(f"invalid URL: {exc}") from None
+    if scheme not in ("http", "https") or not host:
+        raise InvalidRequest("only http and https URLs")
+    default = 443 if scheme == "https" else 80
+    port = port or default
+    host_text = f"[{host}]" if ":" in host else host
+    host_header = host_text if port == default else f"{host_text}:{port}"
+    target = quote(parts.path or "/", safe=_PATH_SAFE)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=_QUERY_SAFE)
+    try:
+        return (scheme, host, port), host_header.encode("idna"), target.encode("ascii")
+    except UnicodeError as exc:
+        raise InvalidRequest(f"invalid URL: {exc}") from None
+
+
+def _request_head(
+    method: str, target: bytes, host: bytes, headers: list[tuple[str, str]], body: bytes
+) -> bytes:
+    lines = [method.encode("ascii") + b" " + target + b" HTTP/1.1\r\nHost: " + host + b"\r\n"]
+    has_user_agent = False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in _OWN_HEADERS:
+            continue
+        if lowered == "user-agent":
+            has_user_agent = True
+        try:
+            encoded_name, encoded_value = name.encode("latin-1"), value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise InvalidRequest(f"header {name!r} is not latin-1") from None
+        if (
+            b"\r" in encoded_value
+            or b"\n" in encoded_value
+            or b"\0" in encoded_value
+            or not _is_token(encoded_name)
+        ):
+            raise InvalidRequest(f"invalid header {name!r}")
+        lines.append(encoded_name + b": " + encoded_value + b"\r\n")
+    if not has_user_agent:
+        lines.append(b"User-Agent: " + USER_AGENT + b"\r\n")
+    lines.append(b"Accept-Encoding: " + ACCEPT_ENCODING + b"\r\n")
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(b"Content-Length: " + str(len(body)).encode() + b"\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+_BAD_VALUE = re.compile(rb"[\r\n\0]")  # header injection (request smuggling) into the upstream call
+_TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _is_token(name: bytes) -> bool:
+    return bool(name) and all(byte in _TOKEN_CHARS for byte in name)
