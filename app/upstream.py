@@ -7,8 +7,8 @@ cache on):
 - httpx's request/response objects around aiohttp's cost ~12 % of CPU: aiohttp directly,
   1.18 -> 0.77 ms of gateway CPU per request.
 - aiohttp's client machinery was then the largest block left; `app/upstream_http.py`, a lean
-  HTTP/1.1 client on asyncio protocols and httptools, took the gateway from 0.50-0.73 to 0.33-0.45
-  ms per request and the added latency at c=1 from +0.73-0.87 to +0.56 ms.
+  HTTP/1.1 client on asyncio protocols and httptools, took the gateway from 0.50-0.73 to 0.39-0.47
+  ms per request and the added latency at c=1 from +0.73-0.87 to +0.56-0.64 ms.
 No client keeps cookies: one tenant's upstream cookies must never reach another tenant's request.
 
 The rest of the pipeline sees two small neutral types, `UpstreamRequest` and `UpstreamResponse`,
