@@ -272,3 +272,25 @@ async def test_the_pool_bound_makes_requests_wait_for_a_free_connection() -> Non
         results = await asyncio.gather(*(fetch(client, f"{base}/n{i}") for i in range(6)))
     assert results == [(200, b"ok")] * 6
     assert most == 2
+
+
+async def test_a_large_body_read_slowly_arrives_whole_and_in_order() -> None:
+    """Beyond the buffer bound the socket stops being read until the reader catches up."""
+    blob = bytes(range(256)) * (6 * 4096)  # 6 MiB
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(blob))
+        for start in range(0, len(blob), 256 * 1024):
+            writer.write(blob[start : start + 256 * 1024])
+            await writer.drain()
+
+    async with scripted(handler) as (client, base):
+        response = await client.send(client.build("GET", f"{base}/big", [], b""))
+        received = bytearray()
+        async for chunk in response.aiter_bytes():
+            received += chunk
+            if len(received) < 2 * 1024 * 1024:
+                await asyncio.sleep(0.001)  # a slow reader at first
+        await response.aclose()
+    assert bytes(received) == blob
