@@ -93,9 +93,10 @@ class Connection(asyncio.Protocol):
         self._headers = self._loop.create_future()
         self._last_data = self._loop.time()
         self._arm_timer()
-        self.transport.write(head + body if len(body) < 65536 else head)
-        if len(body) >= 65536:
-            self.transport.write(body)
+        if len(body) < 65536:  # one send; a large body is not copied just to join it to the head
+            self.transport.write(head + body)
+        else:
+            self.transport.writelines((head, body))
         await self._headers
         return self._raw_headers
 
@@ -190,12 +191,6 @@ class Connection(asyncio.Protocol):
             self._message_done()
         else:
             self._fail(BodyError(type(exc).__name__ if exc else "closed before the body ended"))
-
-    def pause_writing(self) -> None:  # request bodies are written at once; nothing to pause
-        pass
-
-    def resume_writing(self) -> None:
-        pass
 
     # ---- parser callbacks ------------------------------------------------------------------------
 

@@ -30,10 +30,8 @@ import asyncio
 import contextlib
 import re
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 from tests.fake_providers import (
     GOOGLE_PATH,
@@ -51,13 +49,7 @@ from tests.fake_providers import (
     openai_embeddings,
     workers_ai_run,
 )
-from tests.server_thread import ServerThread
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from tests.server_thread import Receive, Scope, Send, ServerThread
 
 DEFAULT_TEXT = "Hello from fake"
 DEFAULT_BINARY_BYTES = 1024

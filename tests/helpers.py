@@ -38,6 +38,17 @@ FAKE_TEXT = "Hello from fake"  # 3 words: 3 completion tokens
 # ---- gateways --------------------------------------------------------------------------------------
 
 
+def create_gateway(base_url: str, account: str = "acct", gateway_id: str = "gw", **fields: Any) -> None:
+    """Create a gateway through the management API with the admin token (in-process gateways and
+    server processes alike); the test fails if it is refused."""
+    response = httpx.post(
+        f"{base_url}/client/v4/accounts/{account}/ai-gateway/gateways",
+        json={"id": gateway_id, **fields},
+        headers=ADMIN_HEADERS,
+    )
+    assert response.status_code == 200, response.text
+
+
 def make_settings(base_dir: Path, upstream_url: str, **overrides: Any) -> Any:
     """Settings as the conftest `gateway_settings` fixture builds them, plus `overrides`."""
     from app.settings import Settings

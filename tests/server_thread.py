@@ -19,9 +19,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-DEFAULT_TEXT = "Hello from fake"
-DEFAULT_BINARY_BYTES = 1024
-
 
 # --------------------------------------------------------------------------------------------------
 # ServerThread: any ASGI app on 127.0.0.1, in a background thread.

@@ -15,7 +15,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import requests
 import schemathesis
@@ -31,7 +30,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import ADMIN_TOKEN, GatewayServer
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import ADMIN_HEADERS, running_gateway
+from tests.helpers import ADMIN_HEADERS, create_gateway, running_gateway
 
 MAX_EXAMPLES = 30
 UPSTREAM_STATUSES = {502, 504}  # no provider answered / timed out: documented, not a server error
@@ -51,12 +50,7 @@ schema = schemathesis.openapi.from_dict(openapi_schema())
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
     with running_gateway(tmp_path_factory.mktemp("fuzz"), fake_upstream.url) as gateway:
-        created = httpx.post(
-            f"{gateway.url}/client/v4/accounts/acct/ai-gateway/gateways",
-            json={"id": "gw"},
-            headers=ADMIN_HEADERS,
-        )
-        assert created.status_code == 200, created.text
+        create_gateway(gateway.url)
         yield gateway
 
 

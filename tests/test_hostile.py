@@ -20,7 +20,7 @@ import pytest
 from tests.backends import LogReader
 from tests.conftest import ADMIN_TOKEN, GatewayServer
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import ADMIN_HEADERS, error_of, openai_step
+from tests.helpers import ADMIN_HEADERS, create_gateway, error_of, openai_step
 from tests.processes import ServerProcess
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "say hello please"}]}
@@ -38,12 +38,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream
         "AIGW_CLIENT_READ_TIMEOUT_S": str(CLIENT_READ_TIMEOUT_S),
     }
     with ServerProcess(env, log_path=base / "server.log") as server:
-        created = httpx.post(
-            f"{server.url}/client/v4/accounts/acct/ai-gateway/gateways",
-            json={"id": "gw"},
-            headers=ADMIN_HEADERS,
-        )
-        assert created.status_code == 200, created.text
+        create_gateway(server.url)
         yield server
 
 
@@ -179,12 +174,7 @@ def isolated(
 
 
 def make_gateway(server: GatewayServer, account: str, gateway_id: str, **fields: Any) -> None:
-    response = httpx.post(
-        f"{server.url}/client/v4/accounts/{account}/ai-gateway/gateways",
-        json={"id": gateway_id, "cache_ttl": 300, **fields},
-        headers=ADMIN_HEADERS,
-    )
-    assert response.status_code == 200, response.text
+    create_gateway(server.url, account, gateway_id, **{"cache_ttl": 300, **fields})
 
 
 def test_cache_never_answers_across_accounts_or_gateways(

@@ -8,18 +8,18 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 from sqlalchemy import inspect, pool, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db.migrate import REPO_ROOT, check_no_drift, upgrade
 from app.db.session import async_url
+from tests.backends import fresh_postgres
 
 TABLES = {
     "gateways",
@@ -133,26 +133,8 @@ def test_alembic_command_line_uses_the_ini_and_env_url(sqlite_url: str) -> None:
 def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
     """A new, empty database on the test server, dropped afterwards (other tests share the one
     in AIGW_TEST_POSTGRES_URL, so its tables are never touched here)."""
-    name = f"aigw_mig_{uuid.uuid4().hex[:12]}"
-
-    def admin(sql: str) -> None:
-        async def go() -> None:
-            engine = create_async_engine(
-                async_url(postgres_url), poolclass=pool.NullPool, isolation_level="AUTOCOMMIT"
-            )
-            try:
-                async with engine.connect() as connection:
-                    await connection.execute(text(sql))
-            finally:
-                await engine.dispose()
-
-        asyncio.run(go())
-
-    admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres(postgres_url, prefix="aigw_mig") as url:
+        yield url
 
 
 def test_postgres_upgrade_twice_and_no_drift(fresh_postgres_url: str) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from app.pipeline.ratelimit import MemoryRateLimiter
 from tests.conftest import ADMIN_TOKEN, GatewayServer
+from tests.helpers import create_gateway
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -25,12 +26,7 @@ def new_account() -> str:
 
 
 def make_gateway(server: GatewayServer, account: str, **fields: Any) -> None:
-    response = httpx.post(
-        f"{server.url}/client/v4/accounts/{account}/ai-gateway/gateways",
-        json={"id": "gw", **fields},
-        headers=ADMIN,
-    )
-    assert response.status_code == 200, response.text
+    create_gateway(server.url, account, **fields)
 
 
 def chat(server: GatewayServer, account: str, **headers: str) -> httpx.Response:

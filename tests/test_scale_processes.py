@@ -18,6 +18,7 @@ import pytest
 from tests.backends import LogReader, fresh_postgres
 from tests.conftest import ADMIN_TOKEN
 from tests.fake_upstream import FakeUpstream
+from tests.helpers import create_gateway
 from tests.processes import ServerProcess
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -57,21 +58,12 @@ def new_account() -> str:
     return "acct" + uuid.uuid4().hex[:10]  # Redis and the database are shared: keep tests apart
 
 
-def create_gateway(server: ServerProcess, account: str, **fields: object) -> None:
-    response = httpx.post(
-        f"{server.url}/client/v4/accounts/{account}/ai-gateway/gateways",
-        json={"id": "gw", **fields},
-        headers=ADMIN,
-    )
-    assert response.status_code == 200, response.text
-
-
 def test_response_cached_through_one_is_a_hit_through_the_other(
     replicas: tuple[ServerProcess, ServerProcess], fake_upstream: FakeUpstream, shared_env: dict[str, str]
 ) -> None:
     first, second = replicas
     account = new_account()
-    create_gateway(first, account, cache_ttl=300)
+    create_gateway(first.url, account, cache_ttl=300)
     body = {**CHAT, "messages": [{"role": "user", "content": f"cache {account}"}]}
     path = f"/v1/{account}/gw/openai/chat/completions"
     miss = httpx.post(first.url + path, json=body)
@@ -101,7 +93,11 @@ def test_rate_limit_admits_exactly_n_across_both(
     first, second = replicas
     account = new_account()
     create_gateway(
-        first, account, rate_limiting_limit=7, rate_limiting_interval=3600, rate_limiting_technique=technique
+        first.url,
+        account,
+        rate_limiting_limit=7,
+        rate_limiting_interval=3600,
+        rate_limiting_technique=technique,
     )
     statuses = asyncio.run(_hammer([first, second], f"/v1/{account}/gw/openai/chat/completions", 30))
     assert statuses.count(200) == 7 and statuses.count(429) == 23, statuses
@@ -112,7 +108,7 @@ def test_token_revoked_through_one_is_refused_by_the_other_within_a_second(
 ) -> None:
     first, second = replicas
     account = new_account()
-    create_gateway(first, account, authentication=True)
+    create_gateway(first.url, account, authentication=True)
     created = httpx.post(
         f"{first.url}/client/v4/accounts/{account}/tokens",
         json={"name": "run", "permissions": ["run"]},
@@ -140,7 +136,7 @@ def test_token_revoked_through_one_is_refused_by_the_other_within_a_second(
 def test_two_workers_start_with_redis_and_share_one_limit(shared_env: dict[str, str], tmp_path: Path) -> None:
     with ServerProcess(shared_env, "--workers", "2", log_path=tmp_path / "workers.log") as server:
         account = new_account()
-        create_gateway(server, account, rate_limiting_limit=5, rate_limiting_interval=3600)
+        create_gateway(server.url, account, rate_limiting_limit=5, rate_limiting_interval=3600)
         path = f"{server.url}/v1/{account}/gw/openai/chat/completions"
 
         def one(_: int) -> int:  # a new connection each: the kernel spreads them over both workers

@@ -165,7 +165,7 @@ class Session:
         self._closed = False
         self._last_activity = asyncio.get_running_loop().time()
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._idle_close: asyncio.Future[None] | None = None
+        self._idle_close: asyncio.Future[None] | None = None  # held so the closing task is not collected
 
     async def finish_in_flight(self) -> None:
         self._draining = True
