@@ -21,11 +21,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.settings import Settings
 from app.db import gateways, tokens
 from app.db.migrate import upgrade
 from app.db.session import create_engine, session_factory
-from app.pipeline.invalidation import Change, announce
-from app.settings import Settings
+from app.services.invalidation import Change, announce
 
 T = TypeVar("T")
 APP_FACTORY = "app.main:create_app_from_env"
@@ -71,7 +71,7 @@ def _with_session(
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn  # only `serve` needs it
 
-    from app.http_protocol import protocol_class
+    from app.server.protocol import protocol_class
 
     if args.workers > 1 and not settings.redis_url:
         # Each worker would keep its own cache and rate-limit counters: limits would admit N times
@@ -102,7 +102,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         options["workers"] = args.workers
     if args.ssl_certfile:
         options.update(ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
-    from app.server import run
+    from app.server.graceful import run
 
     run(uvicorn.Config(APP_FACTORY, **options))
 

@@ -15,26 +15,26 @@ from starlette.types import Receive, Scope, Send
 
 from app.api import health
 from app.api.docs import install_docs
-from app.db.directory import Directory
+from app.auth.secretbox import SecretBox
+from app.core.errors import GatewayError
+from app.core.metrics import Metrics
+from app.core.settings import Settings
 from app.db.session import create_engine, session_factory
-from app.errors import GatewayError
-from app.metrics import Metrics
-from app.pipeline.cache import CacheStore, MemoryCache
-from app.pipeline.invalidation import ConfigInvalidation, ConfigTTL
-from app.pipeline.logs import LogSink
-from app.pipeline.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from app.logs.record import LogSink
 from app.pipeline.realtime import RealtimeBridge
-from app.pipeline.redis_cache import RedisCache
 from app.pipeline.run import Pipeline
-from app.pipeline.tenancy import Tenancy
-from app.secretbox import SecretBox
-from app.settings import Settings
+from app.services.cache.memory import CacheStore, MemoryCache
+from app.services.cache.redis import RedisCache
+from app.services.config import Directory
+from app.services.invalidation import ConfigInvalidation, ConfigTTL
+from app.services.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from app.services.tenants import Tenancy
 from app.transports import http as http_transport
 from app.transports import realtime as realtime_transport
 from app.transports import ws as ws_transport
 from app.transports.docs import UniversalStep
-from app.transports.errors import gateway_error_handler
-from app.upstream import UpstreamClient
+from app.transports.encode import gateway_error_handler
+from app.upstream.client import UpstreamClient
 
 logger = logging.getLogger("aigw")
 

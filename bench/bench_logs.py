@@ -40,10 +40,10 @@ import httpx
 from sqlalchemy.engine import make_url
 from ulid import ULID
 
+from app.core.settings import Settings
 from app.db.migrate import upgrade
 from app.db.session import is_sqlite
 from app.main import create_app
-from app.settings import Settings
 
 ACCOUNT, GATEWAY, ADMIN = "bench", "big", "bench-admin"
 PROVIDERS = [

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import app.db.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from app.core.settings import Settings
 from app.db.session import async_url, ensure_sqlite_dir, is_sqlite
-from app.settings import Settings
 
 # Any fixed bigint works; what matters is that every gateway process uses the same one.
 MIGRATION_LOCK_KEY = 0x6169_6777_6D69_67  # "aigwmig" in ASCII

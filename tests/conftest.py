@@ -1,6 +1,6 @@
 """Shared fixtures: the fake provider server, a real gateway on a loopback port, database URLs.
 
-The gateway modules (`app.settings`, `app.db.migrate`, `app.main`) are imported inside the fixtures
+The gateway modules (`app.core.settings`, `app.db.migrate`, `app.main`) are imported inside the fixtures
 that need them, so tests of the harness itself run whatever state the application is in.
 """
 
@@ -18,7 +18,7 @@ from tests.fake_upstream import FakeUpstream, upstream_overrides_for
 from tests.server_thread import ServerThread
 
 if TYPE_CHECKING:
-    from app.settings import Settings
+    from app.core.settings import Settings
 
 __all__ = ["ADMIN_TOKEN", "GatewayServer", "ServerThread"]
 
@@ -58,7 +58,7 @@ class GatewayServer:
 @pytest.fixture
 def gateway_settings(tmp_path: Path, upstream: FakeUpstream) -> Settings:
     """Settings for a gateway on a fresh SQLite file, every provider pointed at the fake upstream."""
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     return Settings(
         _env_file=None,  # type: ignore[call-arg]  # a developer's .env must not leak into tests

@@ -51,7 +51,7 @@ def create_gateway(base_url: str, account: str = "acct", gateway_id: str = "gw",
 
 def make_settings(base_dir: Path, upstream_url: str, **overrides: Any) -> Any:
     """Settings as the conftest `gateway_settings` fixture builds them, plus `overrides`."""
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{base_dir}/aigw.db",

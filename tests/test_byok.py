@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from app.secretbox import SecretBox, SecretKeyMissing, SecretUndecryptable
+from app.auth.secretbox import SecretBox, SecretKeyMissing, SecretUndecryptable
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import ACCT, error_of
 from tests.mgmt_support import (

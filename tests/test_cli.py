@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from app.db.directory import Directory
+from app.auth.principals import Principal, identify
+from app.core.errors import Unauthorized
 from app.db.session import create_engine, session_factory
-from app.errors import Unauthorized
-from app.pipeline.auth import Principal, identify
+from app.services.config import Directory
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 

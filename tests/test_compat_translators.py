@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from app.errors import UnknownProvider
+from app.core.errors import UnknownProvider
 from app.providers.compat.base import CompatRequestError
 from tests.compat_support import (
     CLAUDE,

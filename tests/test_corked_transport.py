@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from app.http_protocol import CorkedTransport
+from app.server.protocol import CorkedTransport
 
 
 class _Recorder(asyncio.Protocol):

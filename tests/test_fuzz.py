@@ -37,8 +37,8 @@ UPSTREAM_STATUSES = {502, 504}  # no provider answered / timed out: documented, 
 
 
 def openapi_schema() -> dict[str, Any]:
+    from app.core.settings import Settings
     from app.main import create_app
-    from app.settings import Settings
 
     app = create_app(Settings(_env_file=None, database_url="sqlite:///:memory:"))  # type: ignore[call-arg]
     return app.openapi()

@@ -13,7 +13,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from app.settings import Settings
+from app.core.settings import Settings
 from tests.conftest import GatewayServer
 from tests.fake_upstream import FakeUpstream, upstream_overrides_for
 from tests.helpers import (

@@ -7,7 +7,7 @@ import time
 import pytest
 from ulid import ULID
 
-from app.ids import UlidGenerator, _encode_random, _encode_time, new_ulid
+from app.core.ids import UlidGenerator, _encode_random, _encode_time, new_ulid
 
 
 def test_ids_are_ulids_of_now() -> None:

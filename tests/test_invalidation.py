@@ -25,12 +25,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.settings import Settings
 from app.db import gateways
-from app.db.directory import Directory, TTLCache
 from app.db.migrate import upgrade_async
 from app.db.session import create_engine, session_factory
-from app.pipeline.invalidation import CHANNEL, Change, ConfigInvalidation, ConfigTTL
-from app.settings import Settings
+from app.services.config import Directory, TTLCache
+from app.services.invalidation import CHANNEL, Change, ConfigInvalidation, ConfigTTL
 from tests.backends import fresh_postgres
 from tests.conftest import ADMIN_TOKEN, GatewayServer
 from tests.fake_upstream import FakeUpstream

@@ -20,13 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import gateways, tokens
 from app.api.envelope import install_management_error_handlers
-from app.db.directory import Directory
+from app.auth.principals import identify
+from app.core.errors import Unauthorized
+from app.core.settings import Settings
 from app.db.migrate import upgrade_async
 from app.db.models import Log, Token
 from app.db.session import create_engine, session_factory
-from app.errors import Unauthorized
-from app.pipeline.auth import identify
-from app.settings import Settings
+from app.services.config import Directory
 
 ADMIN = "test-admin-token"
 ACCT = "acct1"

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.pipeline.ratelimit import MemoryRateLimiter
+from app.services.ratelimit import MemoryRateLimiter
 from tests.conftest import ADMIN_TOKEN, GatewayServer
 from tests.helpers import create_gateway
 

@@ -19,7 +19,7 @@ import pytest
 
 from app.db.migrate import upgrade
 from app.db.session import create_engine
-from app.pipeline.logs import LogRecord, LogSink, new_log_id
+from app.logs.record import LogRecord, LogSink, new_log_id
 from tests.backends import LogReader, TcpProxy, fresh_postgres, metric, port_of, with_port
 from tests.conftest import ADMIN_TOKEN, GatewayServer
 

@@ -25,6 +25,8 @@ from app.api.envelope import (
     ResultInfo,
     ok,
 )
+from app.auth.principals import Principal
+from app.core.settings import Settings
 from app.db import custom_providers as customs
 from app.db.custom_providers import (
     CustomProviderCreate,
@@ -34,9 +36,7 @@ from app.db.custom_providers import (
     check_base_url,
 )
 from app.db.models import CustomProvider
-from app.pipeline.auth import Principal
-from app.pipeline.invalidation import Change
-from app.settings import Settings
+from app.services.invalidation import Change
 
 router = APIRouter(
     prefix="/client/v4/accounts/{account_id}/ai-gateway/custom-providers",

@@ -15,11 +15,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import HTTPConnection
 
 from app.api.envelope import AuthenticationError, PermissionDenied
-from app.db.directory import Directory
-from app.errors import Unauthorized
-from app.pipeline.auth import Principal, identify
-from app.pipeline.invalidation import ConfigInvalidation, ConfigTTL
-from app.settings import Settings
+from app.auth.principals import Principal, identify
+from app.core.errors import Unauthorized
+from app.core.settings import Settings
+from app.services.config import Directory
+from app.services.invalidation import ConfigInvalidation, ConfigTTL
 
 Permission = Literal["run", "read", "edit"]
 

@@ -21,6 +21,7 @@ from app.api.envelope import (
     ResultInfo,
     ok,
 )
+from app.auth.secretbox import SecretBox
 from app.db import provider_configs as configs
 from app.db.gateways import get_gateway
 from app.db.models import ProviderConfig
@@ -30,8 +31,7 @@ from app.db.provider_configs import (
     ProviderConfigPublic,
     ProviderConfigUpdate,
 )
-from app.pipeline.invalidation import Change
-from app.secretbox import SecretBox
+from app.services.invalidation import Change
 
 router = APIRouter(
     prefix="/client/v4/accounts/{account_id}/ai-gateway/gateways/{gateway_id}/provider_configs",

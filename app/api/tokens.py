@@ -23,11 +23,11 @@ from app.api.envelope import (
     ResultInfo,
     ok,
 )
+from app.auth.principals import Principal
 from app.db import tokens
 from app.db.models import Token
 from app.db.tokens import TokenCreate, TokenCreated, TokenPublic
-from app.pipeline.auth import Principal
-from app.pipeline.invalidation import Change
+from app.services.invalidation import Change
 
 router = APIRouter(
     prefix="/client/v4/accounts/{account_id}/tokens", tags=["tokens"], responses=ERROR_RESPONSES

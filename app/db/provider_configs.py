@@ -13,10 +13,10 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from ulid import ULID
 
+from app.auth.secretbox import SecretBox, preview
 from app.db.fields import UtcDatetime
 from app.db.models import ProviderConfig, utcnow
 from app.providers.catalog import PROVIDERS
-from app.secretbox import SecretBox, preview
 
 _CUSTOM_SLUG = re.compile(r"^custom-[a-z0-9][a-z0-9-]{0,56}$")
 Alias = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]

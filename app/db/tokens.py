@@ -1,6 +1,6 @@
 """Token schemas and queries, shared by the management API and the `aigw tokens` commands.
 
-Only a SHA-256 of a token's value is stored (app.security); the value itself is returned once,
+Only a SHA-256 of a token's value is stored (app.auth.tokens); the value itself is returned once,
 by `create_token`, and never again.
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app import security
+from app.auth import tokens as security
 from app.db.fields import ID_PATTERN, UtcDatetime, as_utc
 from app.db.models import Token, utcnow
 

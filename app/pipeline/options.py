@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from app.errors import MalformedRequest
+from app.core.errors import MalformedRequest
 from app.pipeline.types import EMPTY_OPTIONS, CustomCost, Options
 
 BACKOFFS = frozenset({"constant", "linear", "exponential"})

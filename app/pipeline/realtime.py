@@ -14,11 +14,11 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from app.db.directory import GatewayConfig
-from app.errors import GatewayError, NoProviderResponse, UpstreamTimeout
-from app.pipeline.logs import LogRecord, LogSink, new_log_id
+from app.core.errors import GatewayError, NoProviderResponse, UpstreamTimeout
+from app.core.settings import Settings
+from app.logs.record import LogRecord, LogSink, new_log_id
 from app.providers.realtime import RealtimeProvider
-from app.settings import Settings
+from app.services.config import GatewayConfig
 
 # Close codes that may be sent in a close frame; anything else is reported as 1011.
 _SENDABLE = set(range(1000, 1004)) | set(range(1007, 1015)) | set(range(3000, 5000))

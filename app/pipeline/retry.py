@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from app.upstream import (
+from app.upstream.client import (
     UpstreamClient,
     UpstreamError,
     UpstreamRequest,

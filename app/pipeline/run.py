@@ -12,24 +12,24 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from app.db.directory import Directory, GatewayConfig
-from app.errors import GatewayError, GatewayNotFound, NoProviderResponse, RateLimited, UpstreamTimeout
-from app.metrics import Metrics
-from app.pipeline import auth
-from app.pipeline.cache import CachedResponse, CacheStore, Coalescer, cache_key
+from app.auth import principals as auth
+from app.core.errors import GatewayError, GatewayNotFound, NoProviderResponse, RateLimited, UpstreamTimeout
+from app.core.metrics import Metrics
+from app.core.settings import Settings
+from app.logs.record import LogRecord, LogSink, new_log_id
 from app.pipeline.compat import compat_error_result, to_openai_format
-from app.pipeline.logs import LogRecord, LogSink, new_log_id
-from app.pipeline.ratelimit import RateLimiter, retry_after_header
 from app.pipeline.retry import RetryPolicy, UpstreamFailure, send_with_retries
 from app.pipeline.stream import ReplayStream, UpstreamStream
-from app.pipeline.tenancy import Tenancy
 from app.pipeline.types import GatewayRequest, GatewayResult, Options, ResultMeta, Step
 from app.providers.base import Provider
 from app.providers.catalog import get_provider
 from app.providers.compat.base import CompatRequestError, Translation
 from app.providers.compat.registry import translate
-from app.settings import Settings
-from app.upstream import UpstreamClient, UpstreamError, UpstreamResponse
+from app.services.cache.memory import CachedResponse, CacheStore, Coalescer, cache_key
+from app.services.config import Directory, GatewayConfig
+from app.services.ratelimit import RateLimiter, retry_after_header
+from app.services.tenants import Tenancy
+from app.upstream.client import UpstreamClient, UpstreamError, UpstreamResponse
 
 # Never relayed back: hop-by-hop headers, and what our server sets itself. Bodies are relayed
 # decoded, so upstream encoding and length do not apply either.

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from app.errors import StreamInterrupted
-from app.pipeline.logs import LogRecord
-from app.pipeline.sse import SSESplitter
+from app.core.errors import StreamInterrupted
+from app.core.sse import SSESplitter
+from app.logs.record import LogRecord
 from app.providers.usage import Usage, loads_or_none
-from app.upstream import UpstreamError, UpstreamResponse
+from app.upstream.client import UpstreamError, UpstreamResponse
 
 # Called once at the end: the chunks when the stream completed cleanly and fit the cache, else None.
 OnDone = Callable[[tuple[bytes, ...] | None], Awaitable[None]]

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from app.errors import MalformedRequest
+from app.core.errors import MalformedRequest
 from app.pipeline.options import options_from_config, split_headers
 from app.pipeline.types import Step
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.errors import UnknownProvider
+from app.core.errors import UnknownProvider
 
 # (endpoint) -> (base URL, endpoint rest) for providers whose host depends on the endpoint.
 UrlBuilder = Callable[[str], tuple[str, str]]

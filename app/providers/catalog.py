@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from app.errors import UnknownProvider
+from app.core.errors import UnknownProvider
 from app.providers.base import Provider, template_part
 
 _BEARER = ("authorization",)

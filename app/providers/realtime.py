@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.errors import UnknownProvider
+from app.core.errors import UnknownProvider
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.errors import GatewayError, MalformedRequest, PayloadTooLarge
+from app.core.errors import GatewayError, MalformedRequest, PayloadTooLarge
 from app.pipeline.options import split_headers
 from app.pipeline.run import Pipeline
 from app.pipeline.types import GatewayRequest, GatewayResult, Step
 from app.pipeline.universal import parse_universal_body, steps_from_universal
-from app.transports.errors import http_error_response, stream_error_event
+from app.transports.encode import http_error_response, stream_error_event
 
 router = APIRouter(tags=["gateway"])
 

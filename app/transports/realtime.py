@@ -9,7 +9,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
-from app.errors import GatewayError
+from app.core.errors import GatewayError
 from app.pipeline.realtime import RealtimeBridge, UpstreamRefused
 from app.pipeline.run import Pipeline
 from app.providers.realtime import get_realtime_provider

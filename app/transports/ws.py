@@ -18,15 +18,15 @@ import orjson
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from app.errors import GatewayError, MalformedRequest, PayloadTooLarge, RateLimited, ServiceUnavailable
-from app.pipeline.logs import new_log_id
+from app.core.errors import GatewayError, MalformedRequest, PayloadTooLarge, RateLimited, ServiceUnavailable
+from app.core.settings import Settings
+from app.core.sse import SSEEvent, SSESplitter
+from app.logs.record import new_log_id
 from app.pipeline.options import split_headers
 from app.pipeline.run import Pipeline, event_id_of
-from app.pipeline.sse import SSEEvent, SSESplitter
 from app.pipeline.types import GatewayRequest, GatewayResult, Options
 from app.pipeline.universal import first_event_id, steps_from_universal
-from app.settings import Settings
-from app.transports.errors import http_error_response, ws_error_response
+from app.transports.encode import http_error_response, ws_error_response
 from app.transports.http import check_ids, header_pairs
 
 router = APIRouter()

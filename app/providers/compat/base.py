@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from app.errors import GatewayError
+from app.core.errors import GatewayError
 
 
 class CompatRequestError(GatewayError):

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from app.pipeline.sse import SSEEvent, SSESplitter
+from app.core.sse import SSEEvent, SSESplitter
 from app.providers.compat import openai_format as oa
 from app.providers.compat.base import CompatRequestError, NativeCall, StreamTranslator
 

@@ -3,7 +3,7 @@ others are translated both ways by their own module."""
 
 from __future__ import annotations
 
-from app.errors import UnknownProvider
+from app.core.errors import UnknownProvider
 from app.providers.compat import anthropic, google, openai_like, workers_ai
 from app.providers.compat.base import Builder, Translation, parse_request
 

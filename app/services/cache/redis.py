@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from app.pipeline.cache import CACHE_UNAVAILABLE, CachedResponse, add_note
+from app.services.cache.memory import CACHE_UNAVAILABLE, CachedResponse, add_note
 
 logger = logging.getLogger("aigw.cache")
 PREFIX = "aigw:cache:"

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 import httptools
 
-from app.http_wire import (
+from app.upstream.wire import (
     BodyError,
     ConnectFailed,
     Headers,

@@ -20,14 +20,14 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.errors import GatewayError, ServiceUnavailable
 from app.db.models import Gateway, Token, utcnow
-from app.errors import GatewayError, ServiceUnavailable
 
 logger = logging.getLogger("aigw.config")
 
 K = TypeVar("K")
 V = TypeVar("V")
-# Seconds an entry is trusted: fixed, or asked on every lookup (app.pipeline.invalidation.ConfigTTL).
+# Seconds an entry is trusted: fixed, or asked on every lookup (app.services.invalidation.ConfigTTL).
 TTL = float | Callable[[], float]
 
 

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from redis import asyncio as redis_asyncio
 
 if TYPE_CHECKING:
-    from app.db.directory import Directory
-    from app.pipeline.tenancy import Tenancy
+    from app.services.config import Directory
+    from app.services.tenants import Tenancy
 
 logger = logging.getLogger("aigw.config")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app import security
-from app.db.directory import Directory
-from app.errors import Unauthorized
+from app.auth import tokens as security
+from app.core.errors import Unauthorized
+from app.services.config import Directory
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import certifi
 
-from app import upstream_http as http
-from app.settings import Settings
+from app.core.settings import Settings
+from app.upstream import http1 as http
 
 
 class UpstreamError(Exception):

@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.ids import new_ulid
 from app.db.log_store import store_batch
 from app.db.models import Log
-from app.ids import new_ulid
 from app.pipeline.types import CustomCost
 from app.providers.cost import cost_of
 from app.providers.usage import model_from_request, usage_from_body

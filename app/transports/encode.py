@@ -9,7 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.errors import GatewayError, error_body
+from app.core.errors import GatewayError, error_body
 
 
 def http_error_response(error: GatewayError) -> Response:

@@ -17,15 +17,15 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.auth.secretbox import SecretBox, SecretKeyMissing, SecretUndecryptable
+from app.core.errors import UnknownKeyAlias, UnknownProvider
 from app.db.custom_providers import CUSTOM_PREFIX
-from app.db.directory import TTL, TTLCache
 from app.db.models import CustomProvider, ProviderConfig
 from app.db.provider_configs import secret_context
-from app.errors import UnknownKeyAlias, UnknownProvider
 from app.pipeline.types import Step
 from app.providers.base import Provider
 from app.providers.catalog import get_provider
-from app.secretbox import SecretBox, SecretKeyMissing, SecretUndecryptable
+from app.services.config import TTL, TTLCache
 
 logger = logging.getLogger("aigw.byok")
 
