@@ -1,5 +1,5 @@
 """Application factory. The lifespan builds every shared object once (one pooled HTTP client, the
-database engine, cache, log writer, config directory, pipeline) and puts it on `app.state`."""
+database engine, cache, log writer, config config_cache, pipeline) and puts it on `app.state`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from redis import asyncio as redis_asyncio
-from starlette.types import Receive, Scope, Send
 
 from app.api import health
 from app.api.docs import install_docs
@@ -20,18 +19,20 @@ from app.core.errors import GatewayError
 from app.core.metrics import Metrics
 from app.core.settings import Settings
 from app.db.session import create_engine, session_factory
-from app.logs.record import LogSink
+from app.logs.writer import LogSink
 from app.pipeline.realtime import RealtimeBridge
 from app.pipeline.run import Pipeline
-from app.services.cache.memory import CacheStore, MemoryCache
+from app.services.account_providers import AccountProviders
+from app.services.cache.memory import MemoryCache
 from app.services.cache.redis import RedisCache
-from app.services.config import Directory
+from app.services.cache.store import CacheStore
+from app.services.config import ConfigCache
 from app.services.invalidation import ConfigInvalidation, ConfigTTL
 from app.services.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from app.services.tenants import Tenancy
 from app.transports import http as http_transport
 from app.transports import realtime as realtime_transport
 from app.transports import ws as ws_transport
+from app.transports.asgi import GatewayAPI
 from app.transports.docs import UniversalStep
 from app.transports.encode import gateway_error_handler
 from app.upstream.client import UpstreamClient
@@ -51,11 +52,14 @@ Per-request settings travel in `cf-aig-*` headers; see the protocol document in 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    state = app.state
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     # Short TTL until the invalidation subscriber hears Redis, the pub/sub backstop while it does.
     config_ttl = ConfigTTL(settings.config_cache_ttl_s, settings.config_cache_ttl_pubsub_s)
-    directory = Directory(sessions, config_ttl)
+    config_cache = ConfigCache(sessions, config_ttl)
+    secret_box = SecretBox(settings.secret_key)
+    account_providers = AccountProviders(sessions, config_ttl, secret_box)
     sink = LogSink(engine, settings.log_batch_size, settings.log_flush_interval_s, settings.log_queue_max)
     client = UpstreamClient(settings)
     redis = redis_asyncio.from_url(settings.redis_url) if settings.redis_url else None
@@ -63,38 +67,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     limiter: RateLimiter = (
         RedisRateLimiter(redis, settings.rate_limit_fail_open) if redis is not None else MemoryRateLimiter()
     )
-    app.state.engine = engine
-    app.state.sessions = sessions
-    app.state.directory = directory
-    app.state.log_sink = sink
-    app.state.cache = cache
-    app.state.http_client = client
-    app.state.pipeline = Pipeline(settings, client, directory, cache, sink, limiter)
-    app.state.secret_box = SecretBox(settings.secret_key)
-    app.state.tenancy = Tenancy(sessions, config_ttl, app.state.secret_box)
-    app.state.invalidation = invalidation = ConfigInvalidation(
-        settings.redis_url, config_ttl, directory, app.state.tenancy
+    metrics = Metrics()
+    pipeline = Pipeline(settings, client, config_cache, account_providers, cache, limiter, sink, metrics)
+    invalidation = ConfigInvalidation(settings.redis_url, config_ttl, config_cache, account_providers)
+    ws_sessions = ws_transport.SessionRegistry()
+
+    state.engine, state.sessions, state.config_cache, state.log_sink = engine, sessions, config_cache, sink
+    state.cache, state.http_client, state.pipeline, state.secret_box = cache, client, pipeline, secret_box
+    state.account_providers, state.invalidation, state.ws_sessions = (
+        account_providers,
+        invalidation,
+        ws_sessions,
     )
-    app.state.pipeline.tenancy = app.state.tenancy
-    app.state.ws_sessions = ws_transport.SessionRegistry()
-    app.state.metrics = metrics = Metrics()
-    app.state.pipeline.metrics = metrics
-    metrics.watch("aigw_log_queue_depth", "Log rows waiting to be written", lambda: sink.depth)
-    metrics.watch(
-        "aigw_logs_dropped",
-        "Log rows dropped (queue full or database down)",
-        lambda: sink.dropped,
-        mode="sum",
-    )
-    metrics.watch(
-        "aigw_open_websockets", "Open universal WebSocket sessions", lambda: len(app.state.ws_sessions)
-    )
-    app.state.realtime = RealtimeBridge(settings, sink)
-    metrics.watch(
-        "aigw_config_invalidation_live",
-        "1 while config changes arrive over Redis pub/sub (longer config TTL), 0 otherwise",
-        lambda: float(config_ttl.live),
-    )
+    state.metrics = metrics
+    state.realtime = RealtimeBridge(settings, pipeline.admission, pipeline.recorder)
+    _watch_gauges(metrics, sink, ws_sessions, config_ttl)
     sink.start()
     invalidation.start()
     metrics.start()
@@ -110,6 +97,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await redis.aclose()
 
 
+def _watch_gauges(
+    metrics: Metrics, sink: LogSink, ws_sessions: ws_transport.SessionRegistry, config_ttl: ConfigTTL
+) -> None:
+    metrics.watch("aigw_log_queue_depth", "Log rows waiting to be written", lambda: sink.depth)
+    metrics.watch(
+        "aigw_logs_dropped",
+        "Log rows dropped (queue full or database down)",
+        lambda: sink.dropped,
+        mode="sum",
+    )
+    metrics.watch("aigw_open_websockets", "Open universal WebSocket sessions", lambda: len(ws_sessions))
+    metrics.watch(
+        "aigw_config_invalidation_live",
+        "1 while config changes arrive over Redis pub/sub (longer config TTL), 0 otherwise",
+        lambda: float(config_ttl.live),
+    )
+
+
 def _openapi_with_universal_step(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(
@@ -123,19 +128,9 @@ def _openapi_with_universal_step(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-class GatewayAPI(FastAPI):
-    """FastAPI, with gateway traffic (`/v1/…` HTTP) served before the middleware stack."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-            scope["app"] = self
-            if await http_transport.serve_gateway_path(scope, receive, send):
-                return
-        await super().__call__(scope, receive, send)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # GatewayAPI serves `/v1` HTTP traffic first, before FastAPI's routing (transports/asgi.py).
     app = GatewayAPI(
         title="aigw",
         version="0.1.0",

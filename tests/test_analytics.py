@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.core.ids import new_log_id
 from app.db.log_store import store_batch
-from app.logs.record import new_log_id
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import ACCT, openai_step
 from tests.mgmt_support import BACKENDS, Mgmt, _run_in_thread, errors_of, management_server, mgmt_client

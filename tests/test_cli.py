@@ -19,7 +19,7 @@ import pytest
 from app.auth.principals import Principal, identify
 from app.core.errors import Unauthorized
 from app.db.session import create_engine, session_factory
-from app.services.config import Directory
+from app.services.config import ConfigCache
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -54,7 +54,7 @@ def aigw(db_url: str, tmp_path: Path) -> Run:
 async def who(db_url: str, value: str) -> Principal:
     engine = create_engine(db_url)
     try:
-        return await identify(Directory(session_factory(engine), ttl=0), None, f"Bearer {value}")
+        return await identify(ConfigCache(session_factory(engine), ttl=0), None, f"Bearer {value}")
     finally:
         await engine.dispose()
 

@@ -29,7 +29,7 @@ from app.core.settings import Settings
 from app.db import gateways
 from app.db.migrate import upgrade_async
 from app.db.session import create_engine, session_factory
-from app.services.config import Directory, TTLCache
+from app.services.config import ConfigCache, TTLCache
 from app.services.invalidation import CHANNEL, Change, ConfigInvalidation, ConfigTTL
 from tests.backends import fresh_postgres
 from tests.conftest import ADMIN_TOKEN, GatewayServer
@@ -247,13 +247,13 @@ async def _set_authentication_unannounced(sessions: Sessions, on: bool) -> None:
         await session.commit()
 
 
-async def _authentication(directory: Directory) -> bool:
+async def _authentication(directory: ConfigCache) -> bool:
     gateway = await directory.gateway("acct", "gw")
     assert gateway is not None
     return gateway.authentication
 
 
-async def _within_a_second(directory: Directory, expected: bool, what: str) -> None:
+async def _within_a_second(directory: ConfigCache, expected: bool, what: str) -> None:
     started = time.monotonic()
     while await _authentication(directory) != expected:
         assert time.monotonic() - started < 3, f"{what}: not seen after 3 s"
@@ -285,7 +285,7 @@ async def _kill_connection(admin: redis_asyncio.Redis, client_name: str | None) 
 
 async def test_a_reconnect_clears_the_cache_and_resubscribes(sessions: Sessions, redis_url: str) -> None:
     ttl = ConfigTTL(float(LONG_TTL), float(LONG_TTL))  # nothing expires by itself during the test
-    directory = Directory(sessions, ttl)
+    directory = ConfigCache(sessions, ttl)
     invalidation = ConfigInvalidation(redis_url, ttl, directory)
     admin = redis_asyncio.from_url(redis_url)
     invalidation.start()
@@ -320,7 +320,7 @@ async def test_a_reconnect_clears_the_cache_and_resubscribes(sessions: Sessions,
 
 async def test_without_a_live_subscription_the_short_ttl_applies(sessions: Sessions) -> None:
     ttl = ConfigTTL(0.3, float(LONG_TTL))
-    directory = Directory(sessions, ttl)
+    directory = ConfigCache(sessions, ttl)
     invalidation = ConfigInvalidation(unreachable_url().replace("http://", "redis://"), ttl, directory)
     invalidation.start()
     try:

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.ids import new_log_id
 from app.db import log_store
 from app.db.gateways import GatewayCreate, create_gateway
 from app.db.log_store import COUNTERS, METADATA, delete_matching, metadata_text, store_batch
 from app.db.migrate import upgrade_async
 from app.db.session import create_engine, session_factory
-from app.logs.record import new_log_id
 from tests.mgmt_support import BACKENDS, backend_url
 
 ACCT = "acct"

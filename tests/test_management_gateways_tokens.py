@@ -26,7 +26,7 @@ from app.core.settings import Settings
 from app.db.migrate import upgrade_async
 from app.db.models import Log, Token
 from app.db.session import create_engine, session_factory
-from app.services.config import Directory
+from app.services.config import ConfigCache
 
 ADMIN = "test-admin-token"
 ACCT = "acct1"
@@ -37,7 +37,7 @@ TOK = f"/client/v4/accounts/{ACCT}/tokens"
 @dataclass
 class Api:
     client: httpx.AsyncClient
-    directory: Directory
+    directory: ConfigCache
     engine: AsyncEngine
     settings: Settings
 
@@ -64,9 +64,9 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     settings = Settings(_env_file=None, database_url=url, admin_token=ADMIN, config_cache_ttl_s=60)  # type: ignore[call-arg]
     engine = create_engine(url)
     sessions = session_factory(engine)
-    directory = Directory(sessions, settings.config_cache_ttl_s)
+    directory = ConfigCache(sessions, settings.config_cache_ttl_s)
     app = FastAPI()
-    app.state.settings, app.state.sessions, app.state.directory = settings, sessions, directory
+    app.state.settings, app.state.sessions, app.state.config_cache = settings, sessions, directory
     app.include_router(gateways.router)
     app.include_router(tokens.router)
 

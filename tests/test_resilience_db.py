@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
+from app.core.ids import new_log_id
 from app.db.migrate import upgrade
 from app.db.session import create_engine
-from app.logs.record import LogRecord, LogSink, new_log_id
+from app.logs.record import LogRecord
+from app.logs.writer import LogSink
 from tests.backends import LogReader, TcpProxy, fresh_postgres, metric, port_of, with_port
 from tests.conftest import ADMIN_TOKEN, GatewayServer
 

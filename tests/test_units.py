@@ -9,12 +9,14 @@ from app.core.errors import MalformedRequest, UnknownProvider
 from app.core.sse import SSESplitter
 from app.pipeline.options import parse_options, split_headers
 from app.pipeline.retry import RetryPolicy
-from app.pipeline.types import CustomCost, Options
+from app.pipeline.types import Options
 from app.pipeline.universal import first_event_id, steps_from_universal
 from app.providers.catalog import get_provider
-from app.providers.cost import cost_of
+from app.providers.cost import CustomCost, cost_of
 from app.providers.usage import model_from_request, usage_from_body
-from app.services.cache.memory import CachedResponse, MemoryCache, cache_key
+from app.services.cache.key import cache_key
+from app.services.cache.memory import MemoryCache
+from app.services.cache.store import CachedResponse
 
 
 def test_options_parse_every_header() -> None:

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from app.core.settings import Settings
-from app.upstream.client import UpstreamBodyError, UpstreamClient, UpstreamUnreachable
+from app.upstream.client import UpstreamClient
+from app.upstream.errors import UpstreamBodyError, UpstreamUnreachable
 
 ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
 

@@ -18,7 +18,7 @@ from app.api.envelope import AuthenticationError, PermissionDenied
 from app.auth.principals import Principal, identify
 from app.core.errors import Unauthorized
 from app.core.settings import Settings
-from app.services.config import Directory
+from app.services.config import ConfigCache
 from app.services.invalidation import ConfigInvalidation, ConfigTTL
 
 Permission = Literal["run", "read", "edit"]
@@ -29,9 +29,9 @@ def get_sessions(conn: HTTPConnection) -> async_sessionmaker[AsyncSession]:
     return sessions
 
 
-def get_directory(conn: HTTPConnection) -> Directory:
-    directory: Directory = conn.app.state.directory
-    return directory
+def get_config_cache(conn: HTTPConnection) -> ConfigCache:
+    config_cache: ConfigCache = conn.app.state.config_cache
+    return config_cache
 
 
 def get_settings(conn: HTTPConnection) -> Settings:
@@ -47,13 +47,16 @@ def get_invalidation(conn: HTTPConnection) -> ConfigInvalidation:
     invalidation: ConfigInvalidation | None = getattr(state, "invalidation", None)
     if invalidation is None:
         ttl = ConfigTTL(state.settings.config_cache_ttl_s, state.settings.config_cache_ttl_s)
-        directory, tenancy = getattr(state, "directory", None), getattr(state, "tenancy", None)
-        invalidation = state.invalidation = ConfigInvalidation(None, ttl, directory, tenancy)
+        config_cache, account_providers = (
+            getattr(state, "config_cache", None),
+            getattr(state, "account_providers", None),
+        )
+        invalidation = state.invalidation = ConfigInvalidation(None, ttl, config_cache, account_providers)
     return invalidation
 
 
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
-DirectoryDep = Annotated[Directory, Depends(get_directory)]
+ConfigCacheDep = Annotated[ConfigCache, Depends(get_config_cache)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 InvalidationDep = Annotated[ConfigInvalidation, Depends(get_invalidation)]
 
@@ -71,9 +74,11 @@ def require_permission(permission: Permission) -> Callable[..., Awaitable[Princi
     (and on its `gateway_id`, when the path has one). 401 when the token is missing or not valid,
     403 when it is valid but not allowed: a `run`-only token gets 403 here."""
 
-    async def dependency(conn: HTTPConnection, directory: DirectoryDep, settings: SettingsDep) -> Principal:
+    async def dependency(
+        conn: HTTPConnection, config_cache: ConfigCacheDep, settings: SettingsDep
+    ) -> Principal:
         try:
-            principal = await identify(directory, settings.admin_token, conn.headers.get("authorization"))
+            principal = await identify(config_cache, settings.admin_token, conn.headers.get("authorization"))
         except Unauthorized as exc:
             raise AuthenticationError() from exc
         account_id = conn.path_params.get("account_id", "")

@@ -23,7 +23,7 @@ from app.api.envelope import (
 from app.db import gateways
 from app.db.gateways import GatewayCreate, GatewayExists, GatewayPublic, GatewayUpdate
 from app.db.models import Gateway
-from app.services.cache.memory import CacheStore
+from app.services.cache.store import CacheStore
 from app.services.invalidation import Change
 
 logger = logging.getLogger("aigw.api")

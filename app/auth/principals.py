@@ -1,12 +1,40 @@
-"""Token checks shared by gateway traffic (`run`) and the management API (`read`, `edit`)."""
+"""Token checks shared by gateway traffic (`run`) and the management API (`read`, `edit`).
+
+Tokens are looked up through `TokenLookup` (the config cache, in the app): this package stands
+below the services and the database, and imports neither."""
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
-from app.auth import tokens as security
+from app.auth import tokens as token_values
 from app.core.errors import Unauthorized
-from app.services.config import Directory
+
+
+class StoredToken(Protocol):
+    """What is kept of a token: its hash, never its value."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def token_hash(self) -> str: ...
+    @property
+    def permissions(self) -> frozenset[str]: ...
+    @property
+    def gateways(self) -> Set[str]: ...
+
+    def usable(self, now: datetime) -> bool: ...
+
+
+class TokenLookup(Protocol):
+    async def token(self, token_id: str) -> StoredToken | None: ...
+
+    def now(self) -> datetime: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,32 +63,32 @@ ADMIN = Principal(
 )
 
 
-async def identify(directory: Directory, admin_token: str | None, raw_header: str | None) -> Principal:
+async def identify(lookup: TokenLookup, admin_token: str | None, raw_header: str | None) -> Principal:
     """Resolve a `Bearer` header to a principal, or raise Unauthorized (2009)."""
-    value = security.bearer_value(raw_header)
+    value = token_values.bearer_value(raw_header)
     if value is None:
         raise Unauthorized()
-    if admin_token and security.constant_time_equal(value, admin_token):
+    if admin_token and token_values.constant_time_equal(value, admin_token):
         return ADMIN
-    token_id = security.token_id_of(value)
-    record = await directory.token(token_id) if token_id else None
-    if record is None or not security.matches(value, record.token_hash):
+    token_id = token_values.token_id_of(value)
+    record = await lookup.token(token_id) if token_id else None
+    if record is None or not token_values.matches(value, record.token_hash):
         raise Unauthorized()
-    if not record.usable(directory.now()):
+    if not record.usable(lookup.now()):
         raise Unauthorized()
-    gateways = None if "*" in record.gateways else record.gateways
+    gateways = None if "*" in record.gateways else frozenset(record.gateways)
     return Principal(record.id, record.account_id, record.permissions, gateways)
 
 
 async def require(
-    directory: Directory,
+    lookup: TokenLookup,
     admin_token: str | None,
     raw_header: str | None,
     permission: str,
     account_id: str,
     gateway_id: str | None = None,
 ) -> Principal:
-    principal = await identify(directory, admin_token, raw_header)
+    principal = await identify(lookup, admin_token, raw_header)
     if not principal.can(permission, account_id, gateway_id):
         raise Unauthorized()
     return principal

@@ -1,10 +1,23 @@
-"""The one hierarchy of gateway-originated errors (protocol.md §8).
+"""The one hierarchy of gateway-originated errors (protocol.md §8 of the spec; `docs/errors.md`).
 
-Each error knows its wire code and HTTP status; `transports/errors.py` turns it into an HTTP
-response or a WebSocket frame. Upstream errors are never wrapped in these: they pass through.
+Each error knows its wire code and HTTP status, and may carry an `ErrorContext`: which log row,
+event and fallback step it belongs to, so a client can find the request in the logs. What a client
+receives (an HTTP response, a WebSocket frame, the last event of a stream) is made in one place,
+`app/transports/encode.py`. Errors of providers are never wrapped in these: they pass through.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorContext:
+    """The request an error belongs to, once the pipeline has given it ids."""
+
+    log_id: str
+    event_id: str
+    step: int
 
 
 class GatewayError(Exception):
@@ -12,9 +25,9 @@ class GatewayError(Exception):
     status: int = 400
     default_message: str = "Bad request"
 
-    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str | None = None, *, context: ErrorContext | None = None) -> None:
         self.message = message or self.default_message
-        self.headers = headers or {}
+        self.context = context
         super().__init__(self.message)
 
 
@@ -25,9 +38,32 @@ class GatewayNotFound(GatewayError):
 class RateLimited(GatewayError):
     code, status, default_message = 2003, 429, "Rate limit exceeded"
 
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        context: ErrorContext | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, context=context)
+        self.retry_after_s = retry_after_s  # sent as `Retry-After` (whole seconds, at least 1)
+
 
 class NoProviderResponse(GatewayError):
     code, status, default_message = 2005, 502, "No response from any provider"
+
+
+class UpstreamRefused(GatewayError):
+    """A realtime provider refused the WebSocket handshake: its own status and body go back to the
+    client as they are, like any provider answer."""
+
+    code = 2005
+
+    def __init__(self, status: int, body: bytes, content_type: str | None) -> None:
+        super().__init__("Upstream refused the WebSocket handshake")
+        self.status = status
+        self.body = body
+        self.content_type = content_type
 
 
 class UnknownProvider(GatewayError):
@@ -46,7 +82,9 @@ class PayloadTooLarge(GatewayError):
     code, status, default_message = 2011, 413, "Request body too large"
 
 
-class UpstreamTimeout(GatewayError):
+class GatewayTimeout(GatewayError):
+    """Every attempt of the last step timed out (the upstream side's `UpstreamTimeout`)."""
+
     code, status, default_message = 2012, 504, "Upstream timed out"
 
 
@@ -61,10 +99,11 @@ class ServiceUnavailable(GatewayError):
     code, status, default_message = 2014, 503, "Service unavailable"
 
 
+class InternalError(GatewayError):
+    """A bug on our side: answered (never a dropped connection), logged with its traceback."""
+
+    code, status, default_message = 2015, 500, "Internal error"
+
+
 class UnknownKeyAlias(GatewayError):
     code, status, default_message = 2040, 400, "Unknown stored key alias"
-
-
-def error_body(code: int, message: str) -> dict[str, object]:
-    """The public service's error shape (note `error`, singular)."""
-    return {"success": False, "result": [], "messages": [], "error": [{"code": code, "message": message}]}

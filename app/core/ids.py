@@ -58,3 +58,8 @@ class UlidGenerator:
 
 
 new_ulid = UlidGenerator().new
+
+
+def new_log_id() -> str:
+    """A request's log id (also its event id when the client gives none)."""
+    return new_ulid()

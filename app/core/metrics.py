@@ -5,7 +5,7 @@ With `aigw serve --workers N` the CLI points PROMETHEUS_MULTIPROC_DIR at a fresh
 the workers start, so prometheus_client keeps every value in a per-process file there, and
 `/metrics` (whichever worker answers) sums the files of all workers. Counters and histograms keep
 the counts of workers that exited; the live gauges drop them (the supervisor marks a worker dead
-when it exits, app/server.py). Gauges read from process state (queue depth, open sockets) are
+when it exits, app/server/graceful.py). Gauges read from process state (queue depth, open sockets) are
 written to the files every `REFRESH_S` seconds and by the worker answering a scrape."""
 
 from __future__ import annotations
@@ -14,18 +14,27 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
-
-from app.logs.record import LogRecord
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 REFRESH_S = 1.0
 # livesum: the sum over running workers (what is in the process now); sum: over every worker since
 # the server started (a running total a process keeps, such as rows it dropped).
 GaugeMode = Literal["livesum", "sum"]
+
+
+class Observed(Protocol):
+    """What a finished request's log record tells the metrics (structural: no import of `logs`)."""
+
+    account_id: str
+    gateway_id: str
+    provider: str
+    status_code: int | None
+    cached: bool
+    ttfb_ms: int | None
 
 
 def multiprocess_mode() -> bool:
@@ -85,7 +94,7 @@ class Metrics:
         else:
             gauge.set_function(read)
 
-    def observe(self, record: LogRecord) -> None:
+    def observe(self, record: Observed) -> None:
         # The labelled children are looked up once per label set: `labels()` (validation, a lock,
         # string building) cost more than the increments themselves on the request path.
         key = (record.account_id, record.gateway_id, record.provider, record.status_code, record.cached)
@@ -103,6 +112,9 @@ class Metrics:
             children.cache_hits.inc()
         elif children.upstream_latency is not None and record.ttfb_ms is not None:
             children.upstream_latency.observe(record.ttfb_ms / 1000)
+
+    def observe_gateway_latency(self, seconds: float) -> None:
+        self.gateway_latency.observe(seconds)
 
     def refresh(self) -> None:
         """Writes the watched gauges' current values to this worker's file (multi-process mode)."""
@@ -133,3 +145,13 @@ class Metrics:
             return generate_latest(self.registry)
         self.refresh()
         return generate_latest(self._scrape_registry)
+
+
+class NullMetrics:
+    """Counts nothing: for a pipeline built without a metrics endpoint (unit tests, tools)."""
+
+    def observe(self, record: Observed) -> None:
+        return None
+
+    def observe_gateway_latency(self, seconds: float) -> None:
+        return None

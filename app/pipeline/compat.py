@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from app.logs.record import new_log_id
+from app.core.ids import new_log_id
 from app.pipeline.types import GatewayResult, ResultMeta, ResultStream
 from app.providers.compat.base import CompatRequestError, StreamTranslator, Translation, openai_error
 

@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 
 from app.core.errors import MalformedRequest
-from app.pipeline.types import EMPTY_OPTIONS, CustomCost, Options
+from app.pipeline.types import EMPTY_OPTIONS, Options
+from app.providers.cost import CustomCost
 
 BACKOFFS = frozenset({"constant", "linear", "exponential"})
 MAX_METADATA_ENTRIES = 5

@@ -1,6 +1,7 @@
-"""Realtime WebSocket-to-WebSocket relay (protocol.md §7): open the provider's socket, relay text
-and binary frames both ways unchanged, pass the close code on, and write one log row per session
-with duration, frame and byte counts, close code and the token usage the provider reports."""
+"""Realtime WebSocket-to-WebSocket relay (protocol.md §7): admit the session, open the provider's
+socket, relay text and binary frames both ways unchanged, pass the close code on, and write one log
+row per session (through the pipeline's `Recorder`, like every other request) with duration, frame
+and byte counts, close code and the token usage the provider reports."""
 
 from __future__ import annotations
 
@@ -11,14 +12,19 @@ from typing import Protocol
 from urllib.parse import parse_qs
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
-from app.core.errors import GatewayError, NoProviderResponse, UpstreamTimeout
+from app.core.errors import GatewayTimeout, NoProviderResponse, UpstreamRefused
+from app.core.ids import new_log_id
 from app.core.settings import Settings
-from app.logs.record import LogRecord, LogSink, new_log_id
+from app.logs.record import LogRecord
+from app.pipeline.admission import Admission
+from app.pipeline.recording import Recorder, StepLog
+from app.pipeline.types import Options
 from app.providers.realtime import RealtimeProvider
-from app.services.config import GatewayConfig
+from app.upstream.errors import HandshakeRefused, UpstreamTimeout, UpstreamUnreachable
+from app.upstream.websocket import open_websocket
 
 # Close codes that may be sent in a close frame; anything else is reported as 1011.
 _SENDABLE = set(range(1000, 1004)) | set(range(1007, 1015)) | set(range(3000, 5000))
@@ -26,16 +32,6 @@ _SENDABLE = set(range(1000, 1004)) | set(range(1007, 1015)) | set(range(3000, 50
 
 def sendable(code: int | None, fallback: int) -> int:
     return code if code in _SENDABLE else fallback
-
-
-class UpstreamRefused(GatewayError):
-    """The provider refused the WebSocket handshake; its status and body go back to the client."""
-
-    def __init__(self, status: int, body: bytes, content_type: str | None) -> None:
-        super().__init__("Upstream refused the WebSocket handshake")
-        self.status = status
-        self.body = body
-        self.content_type = content_type
 
 
 class ClientEnd(Protocol):
@@ -80,48 +76,76 @@ class Counters:
 
 
 class RealtimeBridge:
-    def __init__(self, settings: Settings, sink: LogSink) -> None:
+    def __init__(self, settings: Settings, admission: Admission, recorder: Recorder) -> None:
         self._settings = settings
-        self._sink = sink
+        self._admission = admission
+        self._recorder = recorder
 
-    def upstream_url(self, provider: RealtimeProvider, query_string: str) -> str:
+    async def open(
+        self,
+        account_id: str,
+        gateway_id: str,
+        provider: RealtimeProvider,
+        options: Options,
+        headers: list[tuple[str, str]],
+        offered_subprotocols: list[str],
+        query_string: str,
+        user_agent: str | None,
+    ) -> RealtimeSession:
+        """Admit the session (2009, 2001) and open the provider's socket (2012, 2005, or the
+        provider's own refusal)."""
+        gateway = await self._admission.open_session(account_id, gateway_id, options.authorization)
         base = self._settings.upstream_override("realtime_" + provider.slug) or provider.url
-        return f"{base}?{query_string}" if query_string else base
+        url = f"{base}?{query_string}" if query_string else base
+        upstream = await self._connect(provider, url, headers, offered_subprotocols)
+        model = parse_qs(query_string).get("model", [None])[0]
+        log_id = new_log_id()
+        record = LogRecord(
+            id=log_id, account_id=account_id, gateway_id=gateway_id, provider=provider.slug,
+            path="realtime" + (f"?model={model}" if model else ""), request_type="realtime", step=0,
+            event_id=log_id, connection_id=None, user_agent=user_agent, authenticated=True,
+            metadata=options.metadata, custom_cost=None, model_in_path=False, keep_payload=False,
+            body_limit=0,
+        )  # fmt: skip
+        record.model_override = model
+        collect = options.collect_log if options.collect_log is not None else gateway.collect_logs
+        return RealtimeSession(upstream, self._recorder.begin_record(record, collect))
 
-    async def connect(
+    async def _connect(
         self, provider: RealtimeProvider, url: str, headers: list[tuple[str, str]], subprotocols: list[str]
     ) -> ClientConnection:
         forwarded = [(n, v) for n, v in headers if n.lower() in provider.forwarded_headers]
         offered = [p for p in subprotocols if p.startswith(provider.forwarded_subprotocol_prefixes)]
         try:
-            return await connect(
+            return await open_websocket(
                 url,
-                additional_headers=forwarded,
-                subprotocols=offered or None,  # type: ignore[arg-type]
-                open_timeout=self._settings.connect_timeout_s,
-                max_size=self._settings.ws_max_frame_bytes,
-                compression=None,
-                proxy=None,
-                user_agent_header=None,
+                forwarded,
+                offered,
+                open_timeout_s=self._settings.connect_timeout_s,
+                max_frame_bytes=self._settings.ws_max_frame_bytes,
             )
-        except InvalidStatus as refused:
-            response = refused.response
-            raise UpstreamRefused(
-                response.status_code, bytes(response.body or b""), response.headers.get("content-type")
-            ) from None
-        except TimeoutError:
-            raise UpstreamTimeout("Realtime upstream did not answer the handshake in time") from None
-        except (OSError, InvalidHandshake) as exc:
-            raise NoProviderResponse(f"Realtime upstream unreachable: {type(exc).__name__}") from None
+        except HandshakeRefused as refused:
+            raise UpstreamRefused(refused.status, refused.body, refused.content_type) from None
+        except UpstreamTimeout:
+            raise GatewayTimeout("Realtime upstream did not answer the handshake in time") from None
+        except UpstreamUnreachable as exc:
+            raise NoProviderResponse(f"Realtime upstream unreachable: {exc}") from None
 
-    async def relay(
-        self,
-        client: ClientEnd,
-        upstream: ClientConnection,
-        record: LogRecord,
-        gateway: GatewayConfig,
-    ) -> Counters:
-        counters = Counters()
+
+class RealtimeSession:
+    """An admitted session with its provider socket open; `relay` runs it to the end."""
+
+    def __init__(self, upstream: ClientConnection, log: StepLog) -> None:
+        self._upstream = upstream
+        self._log = log
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the provider selected."""
+        return self._upstream.subprotocol
+
+    async def relay(self, client: ClientEnd) -> Counters:
+        upstream, counters = self._upstream, Counters()
         to_upstream = asyncio.create_task(self._client_to_upstream(client, upstream, counters))
         to_client = asyncio.create_task(self._upstream_to_client(client, upstream, counters))
         try:
@@ -131,7 +155,7 @@ class RealtimeBridge:
                 task.cancel()
             await asyncio.gather(to_upstream, to_client, return_exceptions=True)
             await self._close_both(client, upstream, counters)
-            self._log(record, counters, gateway)
+            self._finish_log(counters)
         return counters
 
     async def _client_to_upstream(self, client: ClientEnd, upstream: ClientConnection, c: Counters) -> None:
@@ -165,27 +189,8 @@ class RealtimeBridge:
             c.close_code = code
             await upstream.close(sendable(code, 1000))
 
-    def new_record(
-        self,
-        provider: RealtimeProvider,
-        account_id: str,
-        gateway_id: str,
-        query_string: str,
-        user_agent: str | None,
-        metadata: dict[str, object] | None,
-    ) -> LogRecord:
-        model = parse_qs(query_string).get("model", [None])[0]
-        log_id = new_log_id()
-        record = LogRecord(
-            id=log_id, account_id=account_id, gateway_id=gateway_id, provider=provider.slug,
-            path="realtime" + (f"?model={model}" if model else ""), request_type="realtime", step=0,
-            event_id=log_id, connection_id=None, user_agent=user_agent, authenticated=True,
-            metadata=metadata, custom_cost=None, model_in_path=False, keep_payload=False, body_limit=0,
-        )  # fmt: skip
-        record.model_override = model
-        return record
-
-    def _log(self, record: LogRecord, c: Counters, gateway: GatewayConfig) -> None:
+    def _finish_log(self, c: Counters) -> None:
+        record = self._log.record
         record.request_size_override = c.bytes_in
         record.response_size = c.bytes_out
         record.frames_in, record.frames_out, record.close_code = c.frames_in, c.frames_out, c.close_code
@@ -194,6 +199,4 @@ class RealtimeBridge:
         record.usage_known = True
         record.attempts = 1
         normal = c.close_code in (1000, 1001)
-        record.finish(101, normal, None if normal else f"closed with code {c.close_code}")
-        if gateway.collect_logs:
-            self._sink.put(record)
+        self._log.finish(101, normal, None if normal else f"closed with code {c.close_code}")

@@ -8,13 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from app.upstream.client import (
-    UpstreamClient,
-    UpstreamError,
-    UpstreamRequest,
-    UpstreamResponse,
-    UpstreamTimedOut,
-)
+from app.upstream.client import UpstreamClient, UpstreamRequest, UpstreamResponse
+from app.upstream.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 
 MAX_RETRY_AFTER_MS = 5000
 
@@ -34,14 +29,6 @@ class RetryPolicy:
         if self.backoff == "exponential":
             return self.delay_ms * 2 ** (retry - 1) / 1000
         return self.delay_ms / 1000
-
-
-class UpstreamFailure(Exception):
-    """Every attempt failed without a response: a network error or a timeout."""
-
-    def __init__(self, timed_out: bool, message: str) -> None:
-        super().__init__(message)
-        self.timed_out = timed_out
 
 
 def is_retryable(status: int) -> bool:
@@ -75,17 +62,18 @@ async def send_with_retries(
     client: UpstreamClient, request: UpstreamRequest, policy: RetryPolicy
 ) -> tuple[UpstreamResponse, int]:
     """(response, attempts used). Retries network errors, timeouts, 429 and 5xx; the last
-    response is returned whatever its status. Raises UpstreamFailure when no attempt answered."""
-    failure: UpstreamFailure | None = None
+    response is returned whatever its status. When no attempt answered, raises the last attempt's
+    failure: `UpstreamTimeout` (before the first byte) or `UpstreamUnreachable`."""
+    failure: UpstreamError | None = None
     for attempt in range(1, policy.max_attempts + 1):
         pause = 0.0
         try:
             uncut = policy.final_attempt_uncut and attempt == policy.max_attempts
             response = await _send(client, request, None if uncut else policy.first_byte_timeout_s)
-        except (TimeoutError, UpstreamTimedOut):
-            failure = UpstreamFailure(True, "upstream timed out before the first byte")
+        except (TimeoutError, UpstreamTimeout):
+            failure = UpstreamTimeout("upstream timed out before the first byte")
         except UpstreamError as exc:
-            failure = UpstreamFailure(False, f"upstream unreachable: {exc}")
+            failure = UpstreamUnreachable(f"upstream unreachable: {exc}")
         else:
             if attempt == policy.max_attempts or not is_retryable(response.status_code):
                 return response, attempt

@@ -1,37 +1,42 @@
 """Streams handed to transports: the live upstream relay, and the replay of a cached stream.
 
 The relay passes upstream bytes through unchanged while it reads token usage from the events,
-keeps a bounded copy for the cache and the log, and finishes the log row exactly once, whether the
-stream ended cleanly, was cut by the upstream, or was abandoned by the client.
+keeps a bounded copy for the cache and the log, and at its end finishes the step's log row and
+cache slot exactly once, whether the stream ended cleanly, was cut by the upstream, or was
+abandoned by the client.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from app.core.errors import StreamInterrupted
 from app.core.sse import SSESplitter
-from app.logs.record import LogRecord
+from app.pipeline.cache_slot import CacheSlot
+from app.pipeline.recording import StepLog
 from app.providers.usage import Usage, loads_or_none
-from app.upstream.client import UpstreamError, UpstreamResponse
-
-# Called once at the end: the chunks when the stream completed cleanly and fit the cache, else None.
-OnDone = Callable[[tuple[bytes, ...] | None], Awaitable[None]]
+from app.services.cache.store import CachedResponse
+from app.upstream.client import UpstreamResponse
+from app.upstream.errors import UpstreamError
 
 
 class UpstreamStream:
     def __init__(
         self,
         response: UpstreamResponse,
-        record: LogRecord,
-        on_done: OnDone,
+        headers: list[tuple[str, str]],
+        log: StepLog,
+        slot: CacheSlot | None,
         keep_chunks_up_to: int,
     ) -> None:
         self._response = response
-        self._record = record
-        self._on_done = on_done
+        self._headers = headers
+        self._log = log
+        self._record = log.record
+        self._slot = slot
         self._keep_up_to = keep_chunks_up_to
-        self._chunks: list[bytes] | None = [] if keep_chunks_up_to > 0 else None
+        # A copy is kept only for the cache (the log keeps its own bounded head).
+        self._chunks: list[bytes] | None = [] if slot is not None and keep_chunks_up_to > 0 else None
         self._kept = 0
         self._splitter = SSESplitter()
         self._usage = Usage()
@@ -70,8 +75,15 @@ class UpstreamStream:
         record = self._record
         record.tokens_in, record.tokens_out = self._usage.tokens_in, self._usage.tokens_out
         record.usage_known = True
-        record.finish(self._response.status_code, error is None, error)
-        await self._on_done(tuple(chunks) if chunks is not None and error is None else None)
+        self._log.finish(self._response.status_code, error is None, error)
+        if self._slot is None:
+            return
+        if chunks is None or error is not None:
+            await self._slot.abandon()
+            return
+        whole = tuple(chunks)
+        status, headers = self._response.status_code, tuple(self._headers)
+        await self._slot.store(CachedResponse(status, headers, b"".join(whole), whole))
 
     async def aclose(self) -> None:
         """Ends a stream the transport stopped reading (client gone, cancel): logged as failed."""

@@ -7,17 +7,13 @@ Transports (HTTP, WebSocket) translate their input into a `GatewayRequest` and e
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Literal, Protocol
+
+from app.providers.cost import CustomCost
 
 RequestType = Literal["universal", "provider", "compat", "websocket", "realtime"]
 CacheStatus = Literal["HIT", "MISS", "BYPASS"]
-
-
-@dataclass(frozen=True, slots=True)
-class CustomCost:
-    per_token_in: float
-    per_token_out: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +76,10 @@ class GatewayRequest:
     user_agent: str | None = None
     connection_id: str | None = None
     request_content_type: str | None = None
-    log_id: str | None = None  # the first step's log id, when the caller needs it before the run
     authenticated: bool = False  # already proven by the transport (a WebSocket handshake token)
+    # Given by `step.assign_ids` (the run does it, or a transport that needs them before the run).
+    log_id: str | None = None  # the first step's log id
+    event_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -112,7 +110,6 @@ class GatewayResult:
     meta: ResultMeta
     body: bytes | None = None
     stream: ResultStream | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_stream(self) -> bool:

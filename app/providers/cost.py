@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
 import orjson
 
-from app.pipeline.types import CustomCost
+
+@dataclass(frozen=True, slots=True)
+class CustomCost:
+    """A client's own price (`cf-aig-custom-cost`), USD per token, instead of the table's."""
+
+    per_token_in: float
+    per_token_out: float
 
 
 @cache

@@ -2,7 +2,7 @@
 
 The request path must not wait for the database on every request, so lookups are trusted for a
 TTL and concurrent lookups of the same key share one query. Writes evict their entries at once:
-in this process directly, in the others over Redis pub/sub (app/pipeline/invalidation.py). The TTL
+in this process directly, in the others over Redis pub/sub (`invalidation.py`). The TTL
 is asked on every lookup, so it can follow the state of that subscription (short while it is down).
 """
 
@@ -78,9 +78,6 @@ class TokenRecord:
 
     def usable(self, now: datetime) -> bool:
         return not self.revoked and (self.expires_on is None or self.expires_on > now)
-
-    def allows_gateway(self, gateway_id: str) -> bool:
-        return "*" in self.gateways or gateway_id in self.gateways
 
     @classmethod
     def from_row(cls, row: Token) -> TokenRecord:
@@ -172,7 +169,7 @@ class TTLCache(Generic[K, V]):
         self._loading.clear()
 
 
-class Directory:
+class ConfigCache:
     """Cached reads of gateways and tokens for the request path."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl: TTL) -> None:

@@ -1,6 +1,6 @@
 """Configuration changes reach every process's caches over Redis pub/sub (issue 5).
 
-Each process caches gateways and tokens (`Directory`), stored keys and custom providers (`Tenancy`)
+Each process caches gateways and tokens (`ConfigCache`), stored keys and custom providers (`AccountProviders`)
 so that no request waits for the database. A write through the management API or the CLI evicts
 the entries it changed in its own process at once and publishes a `Change` on `CHANNEL`; every
 process's subscriber evicts the same entries when the message arrives, milliseconds later.
@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from redis import asyncio as redis_asyncio
 
 if TYPE_CHECKING:
-    from app.services.config import Directory
-    from app.services.tenants import Tenancy
+    from app.services.account_providers import AccountProviders
+    from app.services.config import ConfigCache
 
 logger = logging.getLogger("aigw.config")
 
@@ -135,13 +135,13 @@ class ConfigInvalidation:
         self,
         redis_url: str | None,
         ttl: ConfigTTL,
-        directory: Directory | None,
-        tenancy: Tenancy | None = None,
+        config_cache: ConfigCache | None,
+        account_providers: AccountProviders | None = None,
     ) -> None:
         self.origin = uuid.uuid4().hex
         self.ttl = ttl
-        self._directory = directory
-        self._tenancy = tenancy
+        self._config = config_cache
+        self._account_providers = account_providers
         self._task: asyncio.Task[None] | None = None
         self._lost_at: float | None = None  # when the subscription was lost, until it is back
         self._redis: redis_asyncio.Redis | None = None
@@ -165,20 +165,20 @@ class ConfigInvalidation:
             await publish(self._redis, self.origin, changes)
 
     def _evict(self, change: Change) -> None:
-        if change.kind == "gateway" and self._directory is not None:
-            self._directory.invalidate_gateway(change.account_id, change.key)
-        elif change.kind == "token" and self._directory is not None:
-            self._directory.invalidate_token(change.key)
-        elif change.kind == "keys" and self._tenancy is not None:
-            self._tenancy.invalidate_keys(change.account_id, change.key)
-        elif change.kind == "custom" and self._tenancy is not None:
-            self._tenancy.invalidate_custom(change.account_id)
+        if change.kind == "gateway" and self._config is not None:
+            self._config.invalidate_gateway(change.account_id, change.key)
+        elif change.kind == "token" and self._config is not None:
+            self._config.invalidate_token(change.key)
+        elif change.kind == "keys" and self._account_providers is not None:
+            self._account_providers.invalidate_keys(change.account_id, change.key)
+        elif change.kind == "custom" and self._account_providers is not None:
+            self._account_providers.invalidate_custom(change.account_id)
 
     def _clear(self) -> None:
-        if self._directory is not None:
-            self._directory.clear()
-        if self._tenancy is not None:
-            self._tenancy.clear()
+        if self._config is not None:
+            self._config.clear()
+        if self._account_providers is not None:
+            self._account_providers.clear()
 
     # ---- subscriber ------------------------------------------------------------------------------
 

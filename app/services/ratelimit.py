@@ -5,11 +5,12 @@ worker and replica shares one exact count."""
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import time
 from collections import deque
 from typing import Any, Protocol
+
+from app.core.notes import Notes
 
 logger = logging.getLogger("aigw.ratelimit")
 
@@ -21,7 +22,7 @@ def unavailable_note(fail_open: bool) -> str:
 
 class RateLimiter(Protocol):
     async def hit(
-        self, key: str, limit: int, interval_s: int, technique: str, *, notes: list[str] | None = None
+        self, key: str, limit: int, interval_s: int, technique: str, *, notes: Notes | None = None
     ) -> float | None:
         """Count one request. None: admitted. Otherwise the seconds until one would be. A limiter
         that could not count (store unreachable) says so in `notes`."""
@@ -35,7 +36,7 @@ class MemoryRateLimiter:
         self._max_keys = max_keys
 
     async def hit(
-        self, key: str, limit: int, interval_s: int, technique: str, *, notes: list[str] | None = None
+        self, key: str, limit: int, interval_s: int, technique: str, *, notes: Notes | None = None
     ) -> float | None:
         now = time.time()
         if len(self._fixed) + len(self._sliding) > self._max_keys:
@@ -102,7 +103,7 @@ class RedisRateLimiter:
         self._instance = secrets.token_hex(8)  # members must be unique across processes
 
     async def hit(
-        self, key: str, limit: int, interval_s: int, technique: str, *, notes: list[str] | None = None
+        self, key: str, limit: int, interval_s: int, technique: str, *, notes: Notes | None = None
     ) -> float | None:
         now_ms = int(time.time() * 1000)
         self._sequence += 1
@@ -116,10 +117,6 @@ class RedisRateLimiter:
                 "rate limiter unavailable (%s); failing %s", exc, "open" if self._fail_open else "closed"
             )
             if notes is not None:
-                notes.append(unavailable_note(self._fail_open))
+                notes.add(unavailable_note(self._fail_open))
             return None if self._fail_open else float(interval_s)
         return None if int(wait_ms) < 0 else int(wait_ms) / 1000
-
-
-def retry_after_header(seconds: float) -> str:
-    return str(max(1, math.ceil(seconds)))

@@ -6,15 +6,12 @@ from __future__ import annotations
 import contextlib
 
 from fastapi import APIRouter, WebSocket
-from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
 from app.core.errors import GatewayError
-from app.pipeline.realtime import RealtimeBridge, UpstreamRefused
-from app.pipeline.run import Pipeline
+from app.pipeline.realtime import RealtimeBridge
 from app.providers.realtime import get_realtime_provider
-from app.transports.http import check_ids
-from app.transports.ws import SUBPROTOCOL_PREFIX, handshake_settings, refuse
+from app.transports.common import SUBPROTOCOL_PREFIX, check_ids, handshake_settings, refuse
 
 router = APIRouter()
 
@@ -49,30 +46,20 @@ class StarletteClientEnd:
 
 @router.websocket("/v1/{account_id}/{gateway_id}/{provider}")
 async def realtime_session(websocket: WebSocket, account_id: str, gateway_id: str, provider: str) -> None:
-    state = websocket.app.state
-    pipeline: Pipeline = state.pipeline
-    bridge: RealtimeBridge = state.realtime
+    bridge: RealtimeBridge = websocket.app.state.realtime
     offered = [p for p in websocket.scope.get("subprotocols", []) if not p.startswith(SUBPROTOCOL_PREFIX)]
-    query_string = websocket.scope["query_string"].decode("latin-1")
     try:
         check_ids(account_id, gateway_id)
         upstream_provider = get_realtime_provider(provider)
         options, forward, own_subprotocol = handshake_settings(websocket)
-        gateway = await pipeline.open_session(account_id, gateway_id, options.authorization)
-        url = bridge.upstream_url(upstream_provider, query_string)
-        upstream = await bridge.connect(upstream_provider, url, forward, offered)
-    except UpstreamRefused as refused:
-        denial = Response(refused.body, status_code=refused.status, media_type=refused.content_type)
-        await websocket.send_denial_response(denial)
-        return
-    except GatewayError as error:
+        session = await bridge.open(
+            account_id, gateway_id, upstream_provider, options, forward, offered,
+            websocket.scope["query_string"].decode("latin-1"), websocket.headers.get("user-agent"),
+        )  # fmt: skip
+    except GatewayError as error:  # a provider's own refusal passes through as it is
         await refuse(websocket, error)
         return
-    record = bridge.new_record(
-        upstream_provider, account_id, gateway_id, query_string, websocket.headers.get("user-agent"),
-        options.metadata,  # type: ignore[arg-type]
-    )  # fmt: skip
     # A browser drops a connection whose offered subprotocol is not selected: select what the
     # provider selected, else the entry that carried our token.
-    await websocket.accept(subprotocol=upstream.subprotocol or own_subprotocol)
-    await bridge.relay(StarletteClientEnd(websocket), upstream, record, gateway)
+    await websocket.accept(subprotocol=session.subprotocol or own_subprotocol)
+    await session.relay(StarletteClientEnd(websocket))

@@ -18,41 +18,25 @@ import orjson
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from app.core.errors import GatewayError, MalformedRequest, PayloadTooLarge, RateLimited, ServiceUnavailable
+from app.core.errors import (
+    GatewayError,
+    InternalError,
+    MalformedRequest,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+)
 from app.core.settings import Settings
 from app.core.sse import SSEEvent, SSESplitter
-from app.logs.record import new_log_id
-from app.pipeline.options import split_headers
-from app.pipeline.run import Pipeline, event_id_of
+from app.pipeline.run import Pipeline
+from app.pipeline.step import assign_ids
 from app.pipeline.types import GatewayRequest, GatewayResult, Options
 from app.pipeline.universal import first_event_id, steps_from_universal
-from app.transports.encode import http_error_response, ws_error_response
-from app.transports.http import check_ids, header_pairs
+from app.transports.common import check_ids, handshake_settings, refuse
+from app.transports.encode import ws_error_frame, ws_frame, ws_stream_failed_frame
 
 router = APIRouter()
 logger = logging.getLogger("aigw.ws")
-
-SUBPROTOCOL_PREFIX = "cf-aig-authorization."
-
-
-def handshake_token(websocket: WebSocket) -> tuple[str | None, str | None]:
-    """(token, subprotocol to select). Browsers cannot set headers, so a token may come as the
-    subprotocol entry `cf-aig-authorization.<token>`; the handshake must then select that entry."""
-    for entry in websocket.scope.get("subprotocols", []):
-        if entry.startswith(SUBPROTOCOL_PREFIX) and len(entry) > len(SUBPROTOCOL_PREFIX):
-            return entry[len(SUBPROTOCOL_PREFIX) :], entry
-    return websocket.headers.get("cf-aig-authorization"), None
-
-
-def handshake_settings(websocket: WebSocket) -> tuple[Options, list[tuple[str, str]], str | None]:
-    """A handshake's session options (its `cf-aig-*` headers, a subprotocol token as the
-    authorization), the other headers, and the subprotocol entry to select. Raises 2010 on a bad
-    `cf-aig-*` value."""
-    token, subprotocol = handshake_token(websocket)
-    options, forward = split_headers(header_pairs(websocket.scope))
-    if subprotocol is not None:
-        options = Options(authorization=token).over(options)
-    return options, forward, subprotocol
 
 
 @router.websocket("/v1/{account_id}/{gateway_id}")
@@ -62,7 +46,7 @@ async def universal_session(websocket: WebSocket, account_id: str, gateway_id: s
     try:
         check_ids(account_id, gateway_id)
         options, _, subprotocol = handshake_settings(websocket)
-        await pipeline.open_session(account_id, gateway_id, options.authorization)
+        await pipeline.admission.open_session(account_id, gateway_id, options.authorization)
     except GatewayError as error:
         await refuse(websocket, error)
         return
@@ -106,13 +90,6 @@ class SessionRegistry:
         await asyncio.gather(*(session.close(1001) for session in sessions), return_exceptions=True)
 
 
-async def refuse(websocket: WebSocket, error: GatewayError) -> None:
-    try:
-        await websocket.send_denial_response(http_error_response(error))
-    except RuntimeError:  # the server cannot send a denial response: a close becomes a 403
-        await websocket.close(code=1008)
-
-
 def _json_or_string(raw: bytes) -> bytes:
     """Upstream JSON spliced into the frame as it is (no re-serialising); anything else as a string."""
     try:
@@ -120,11 +97,6 @@ def _json_or_string(raw: bytes) -> bytes:
     except orjson.JSONDecodeError:
         return orjson.dumps(raw.decode("utf-8", "replace"))
     return raw
-
-
-def _frame(kind: str, metadata: dict[str, Any], response: bytes | None = None) -> bytes:
-    head = b'{"type":"' + kind.encode() + b'","metadata":' + orjson.dumps(metadata)
-    return head + (b',"response":' + response + b"}" if response is not None else b"}")
 
 
 def result_metadata(result: GatewayResult) -> dict[str, Any]:
@@ -282,8 +254,12 @@ class Session:
         except GatewayError as error:
             await self._send_error(error, written_id)
             return
-        log_id = new_log_id()
-        event_id = event_id_of(steps, self._defaults) or log_id  # the id every frame will carry
+        request = GatewayRequest(
+            self._account_id, self._gateway_id, "websocket", steps, self._defaults,
+            user_agent=self._user_agent, connection_id=self.connection_id,
+            request_content_type="application/json", authenticated=True,
+        )  # fmt: skip
+        _, event_id = assign_ids(request)  # the id every frame will carry
         refusal: GatewayError | None = None
         if event_id in self._in_flight:
             refusal = MalformedRequest(f"eventId {event_id} is already in flight")
@@ -294,11 +270,6 @@ class Session:
         if refusal is not None:
             await self._send_error(refusal, event_id)
             return
-        request = GatewayRequest(
-            self._account_id, self._gateway_id, "websocket", steps, self._defaults,
-            user_agent=self._user_agent, connection_id=self.connection_id,
-            request_content_type="application/json", log_id=log_id, authenticated=True,
-        )  # fmt: skip
         task = asyncio.create_task(self._run(event_id, request))
         self._in_flight[event_id] = task
         self._metadata[event_id] = {"eventId": event_id}
@@ -313,7 +284,7 @@ class Session:
         if not self._in_flight and not self._closed:
             self._arm_idle_check(self._last_activity)
         if task.cancelled() and not self._closed:
-            frame = _frame("universal.done", {**metadata, "cancelled": True})
+            frame = ws_frame("universal.done", {**metadata, "cancelled": True})
             late = asyncio.ensure_future(self._send(frame))  # a callback cannot await the send
             self._late_frames.add(late)
             late.add_done_callback(self._late_frames.discard)
@@ -331,21 +302,21 @@ class Session:
             result = await self._pipeline.run(request)
             metadata = self._metadata[event_id] = result_metadata(result)
             if result.stream is None:
-                await self._send(_frame("universal.created", metadata, _json_or_string(result.body or b"")))
+                await self._send(ws_frame("universal.created", metadata, _json_or_string(result.body or b"")))
             else:
                 await self._relay(result, metadata)
         except GatewayError as error:
             await self._send_error(error, event_id)
         except Exception:
             logger.exception("websocket request %s failed", event_id)
-            await self._send_error(GatewayError("Internal error"), event_id)
+            await self._send_error(InternalError(), event_id)
 
     async def _relay(self, result: GatewayResult, metadata: dict[str, Any]) -> None:
         assert result.stream is not None
         event_only = {"eventId": metadata["eventId"]}
         splitter = SSESplitter()
         try:
-            await self._send(_frame("universal.created", metadata))
+            await self._send(ws_frame("universal.created", metadata))
             try:
                 async for chunk in result.stream:
                     for event in splitter.feed(chunk):
@@ -353,23 +324,16 @@ class Session:
                 for event in splitter.close():
                     await self._send_event(event, event_only)
             except GatewayError as error:
-                failure = {"code": error.code, "message": error.message}
-                await self._send(_frame("universal.done", {**metadata, "success": False, "error": failure}))
+                await self._send(ws_stream_failed_frame(error, metadata))
                 return
-            await self._send(_frame("universal.done", metadata))
+            await self._send(ws_frame("universal.done", metadata))
         finally:
             await result.stream.aclose()
 
     async def _send_event(self, event: SSEEvent, metadata: dict[str, Any]) -> None:
         if not event.data or event.data == b"[DONE]":
             return
-        await self._send(_frame("universal.stream", metadata, _json_or_string(event.data)))
+        await self._send(ws_frame("universal.stream", metadata, _json_or_string(event.data)))
 
     async def _send_error(self, error: GatewayError, event_id: str | None) -> None:
-        metadata: dict[str, Any] = {"status": error.status}
-        if event_id is not None:
-            metadata["eventId"] = event_id
-        if "cf-aig-log-id" in error.headers:
-            metadata["logId"] = error.headers["cf-aig-log-id"]
-            metadata["step"] = error.headers.get("cf-aig-step", "0")
-        await self._send(_frame("universal.created", metadata, orjson.dumps(ws_error_response(error))))
+        await self._send(ws_error_frame(error, event_id))

@@ -6,8 +6,8 @@ Why our own: a proxied request pays for the upstream call on every request, and 
 block left in the gateway's profile. This does only what a proxy needs: HTTP/1.1 over TCP or TLS,
 one request per connection at a time, keep-alive, Content-Length / chunked / read-until-close
 bodies, gzip and deflate decoding, connect / pool / read timeouts. No proxies, redirects, cookies
-or HTTP/2. `app/upstream.py` is the interface the pipeline sees; `app/http_wire.py` holds the
-wire formats (request head, URL, headers, decoding) and the errors.
+or HTTP/2. `client.py` is the interface the pipeline sees; `wire.py` holds the wire formats
+(request head, URL, headers, decoding) and `errors.py` the exceptions.
 """
 
 from __future__ import annotations
@@ -19,30 +19,14 @@ from collections.abc import AsyncIterator
 
 import httptools
 
-from app.upstream.wire import (
-    BodyError,
-    ConnectFailed,
-    Headers,
-    HTTPError,
-    InvalidRequest,
-    Stale,
-    TimedOut,
-    decode,
-    decoder_for,
-    parse_url,
-    request_head,
+from app.upstream.errors import (
+    StaleConnection,
+    UpstreamBodyError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
 )
-
-__all__ = [
-    "BodyError",
-    "Client",
-    "ConnectFailed",
-    "HTTPError",
-    "InvalidRequest",
-    "Response",
-    "Stale",
-    "TimedOut",
-]
+from app.upstream.wire import ResponseHeaders, decode, decoder_for, parse_url, request_head
 
 _PAUSE_ABOVE = 1 << 20  # buffered body bytes before the socket stops being read
 
@@ -75,7 +59,7 @@ class Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self.complete = False
         self.keep_alive = False
-        self.error: HTTPError | None = None
+        self.error: UpstreamError | None = None
         self._until_close = False
         self._last_data = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -149,7 +133,7 @@ class Connection(asyncio.Protocol):
         if self.complete or self.closed or self.error is not None:
             return
         if self._loop.time() - self._last_data >= self._read_timeout:
-            self._fail(TimedOut("read timeout"))
+            self._fail(UpstreamTimeout("read timeout"))
             self.close()
         else:
             self._arm_timer()
@@ -166,7 +150,9 @@ class Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(
-                BodyError(f"invalid response: {exc}") if self._headers_done() else ConnectFailed(str(exc))
+                UpstreamBodyError(f"invalid response: {exc}")
+                if self._headers_done()
+                else UpstreamUnreachable(str(exc))
             )
             self.close()
 
@@ -184,13 +170,13 @@ class Connection(asyncio.Protocol):
             return  # idle in the pool
         if not self._headers_done():
             if not self._got_bytes and self.reused:
-                self._fail(Stale(type(exc).__name__ if exc else "closed"))
+                self._fail(StaleConnection(type(exc).__name__ if exc else "closed"))
             else:
-                self._fail(ConnectFailed(type(exc).__name__ if exc else "closed before the response"))
+                self._fail(UpstreamUnreachable(type(exc).__name__ if exc else "closed before the response"))
         elif self._until_close and exc is None:
             self._message_done()
         else:
-            self._fail(BodyError(type(exc).__name__ if exc else "closed before the body ended"))
+            self._fail(UpstreamBodyError(type(exc).__name__ if exc else "closed before the body ended"))
 
     # ---- parser callbacks ------------------------------------------------------------------------
 
@@ -241,7 +227,7 @@ class Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _fail(self, error: HTTPError) -> None:
+    def _fail(self, error: UpstreamError) -> None:
         if self.error is None:
             self.error = error
         if self._headers is not None and not self._headers.done():
@@ -282,14 +268,14 @@ class Pool:
         self._open += 1
 
     async def wait_for_change(self, deadline: float) -> None:
-        """Until a connection is put back or closed (or `deadline`: TimedOut)."""
+        """Until a connection is put back or closed (or `deadline`: UpstreamTimeout)."""
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
             async with asyncio.timeout_at(deadline):
                 await waiter
         except TimeoutError:
-            raise TimedOut("no free upstream connection") from None
+            raise UpstreamTimeout("no free upstream connection") from None
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
@@ -308,7 +294,7 @@ class Pool:
     def joined(self, connection: Connection) -> None:
         if connection.closed:  # closed by the server before we could use it
             self.release_slot()
-            raise ConnectFailed("closed as it opened")
+            raise UpstreamUnreachable("closed as it opened")
         self._members.add(connection)
 
     def put_back(self, connection: Connection) -> None:
@@ -344,7 +330,7 @@ class Response:
         self._connection = connection
         self.status_code = connection.status
         self.raw_headers = raw_headers
-        self.headers = Headers(raw_headers)
+        self.headers = ResponseHeaders(raw_headers)
         encoding = self.headers.get("content-encoding")
         self._decoder = decoder_for(encoding) if isinstance(encoding, str) else None
 
@@ -419,10 +405,10 @@ class Client:
                 )
         except TimeoutError:
             self._pool.release_slot()
-            raise TimedOut("connect timeout") from None
+            raise UpstreamTimeout("connect timeout") from None
         except (OSError, ssl.SSLError) as exc:
             self._pool.release_slot()
-            raise ConnectFailed(type(exc).__name__) from exc
+            raise UpstreamUnreachable(type(exc).__name__) from exc
         except BaseException:
             self._pool.release_slot()
             raise

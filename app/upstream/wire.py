@@ -1,13 +1,14 @@
 """What goes on the wire to a provider, and what comes back, without any I/O: the request head
 (URL target, Host, headers checked against injection), response headers, content decoding, and
-the errors of the upstream client (`app/upstream_http.py`)."""
+the errors of the upstream client (`app/upstream/http1.py`)."""
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Iterator, Mapping
 from urllib.parse import quote, urlsplit
+
+from app.upstream.errors import InvalidUpstreamRequest, UpstreamBodyError
 
 # Never sent as given: the client sets these itself (or they are hop-by-hop).
 _OWN_HEADERS = frozenset(
@@ -22,31 +23,7 @@ _PATH_SAFE = "/%:@!$&'()*+,;=~"
 _QUERY_SAFE = "/%:@!$&'()*+,;=~?"
 
 
-class HTTPError(Exception):
-    """Base of what this client raises."""
-
-
-class ConnectFailed(HTTPError):
-    pass
-
-
-class TimedOut(HTTPError):
-    pass
-
-
-class Stale(HTTPError):
-    """The server closed or reset a reused connection before any byte of the answer."""
-
-
-class BodyError(HTTPError):
-    pass
-
-
-class InvalidRequest(HTTPError):
-    pass
-
-
-class Headers(Mapping[str, str]):
+class ResponseHeaders(Mapping[str, str]):
     """Response headers: case-insensitive lookup (first value), raw pairs kept in order."""
 
     __slots__ = ("_index", "raw")
@@ -83,7 +60,7 @@ def decode(decoder: zlib._Decompress, chunk: bytes) -> bytes:
     try:
         return decoder.decompress(chunk)
     except zlib.error as exc:
-        raise BodyError(f"undecodable body: {exc}") from None
+        raise UpstreamBodyError(f"undecodable body: {exc}") from None
 
 
 def parse_url(url: str) -> tuple[tuple[str, str, int], bytes, bytes]:
@@ -94,9 +71,9 @@ def parse_url(url: str) -> tuple[tuple[str, str, int], bytes, bytes]:
         host = parts.hostname
         port = parts.port
     except ValueError as exc:
-        raise InvalidRequest(f"invalid URL: {exc}") from None
+        raise InvalidUpstreamRequest(f"invalid URL: {exc}") from None
     if scheme not in ("http", "https") or not host:
-        raise InvalidRequest("only http and https URLs")
+        raise InvalidUpstreamRequest("only http and https URLs")
     default = 443 if scheme == "https" else 80
     port = port or default
     host_text = f"[{host}]" if ":" in host else host
@@ -107,7 +84,7 @@ def parse_url(url: str) -> tuple[tuple[str, str, int], bytes, bytes]:
     try:
         return (scheme, host, port), host_header.encode("idna"), target.encode("ascii")
     except UnicodeError as exc:
-        raise InvalidRequest(f"invalid URL: {exc}") from None
+        raise InvalidUpstreamRequest(f"invalid URL: {exc}") from None
 
 
 def request_head(
@@ -124,14 +101,14 @@ def request_head(
         try:
             encoded_name, encoded_value = name.encode("latin-1"), value.encode("latin-1")
         except UnicodeEncodeError:
-            raise InvalidRequest(f"header {name!r} is not latin-1") from None
+            raise InvalidUpstreamRequest(f"header {name!r} is not latin-1") from None
         if (
             b"\r" in encoded_value
             or b"\n" in encoded_value
             or b"\0" in encoded_value
             or not _is_token(encoded_name)
         ):
-            raise InvalidRequest(f"invalid header {name!r}")
+            raise InvalidUpstreamRequest(f"invalid header {name!r}")
         lines.append(encoded_name + b": " + encoded_value + b"\r\n")
     if not has_user_agent:
         lines.append(b"User-Agent: " + USER_AGENT + b"\r\n")
@@ -142,7 +119,6 @@ def request_head(
     return b"".join(lines)
 
 
-_BAD_VALUE = re.compile(rb"[\r\n\0]")  # header injection (request smuggling) into the upstream call
 _TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from app.services.cache.memory import CACHE_UNAVAILABLE, CachedResponse, add_note
+from app.core.notes import Notes
+from app.services.cache.store import CACHE_UNAVAILABLE, CachedResponse
 
 logger = logging.getLogger("aigw.cache")
 PREFIX = "aigw:cache:"
@@ -47,7 +48,7 @@ class RedisCache:
         self._redis = redis
         self.errors = 0
 
-    async def get(self, key: str, *, notes: list[str] | None = None) -> CachedResponse | None:
+    async def get(self, key: str, *, notes: Notes | None = None) -> CachedResponse | None:
         try:
             raw = await self._redis.get(PREFIX + key)
         except Exception as exc:
@@ -70,7 +71,7 @@ class RedisCache:
             self._degraded("delete", exc)
         return deleted
 
-    async def claim(self, key: str, ttl_s: float, *, notes: list[str] | None = None) -> bool:
+    async def claim(self, key: str, ttl_s: float, *, notes: Notes | None = None) -> bool:
         """A short-lived Redis lock, so identical misses on several replicas make one upstream call.
         Redis down: claim granted (each replica fetches for itself)."""
         try:
@@ -86,7 +87,7 @@ class RedisCache:
             self._degraded("release", exc)
 
     async def wait_for(
-        self, key: str, timeout_s: float, *, notes: list[str] | None = None
+        self, key: str, timeout_s: float, *, notes: Notes | None = None
     ) -> CachedResponse | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -103,8 +104,8 @@ class RedisCache:
                 return None
         return None
 
-    def _degraded(self, operation: str, exc: Exception, notes: list[str] | None = None) -> None:
+    def _degraded(self, operation: str, exc: Exception, notes: Notes | None = None) -> None:
         self.errors += 1
         logger.warning("cache %s failed, treated as a miss: %s", operation, exc)
         if notes is not None:
-            add_note(notes, CACHE_UNAVAILABLE)
+            notes.add(CACHE_UNAVAILABLE)

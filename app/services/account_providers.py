@@ -1,11 +1,11 @@
 """What the request path reads of an account's own configuration besides gateways and tokens:
 custom providers (`custom-{slug}`) and stored provider keys (BYOK).
 
-Both are cached in process like the directory's entries (`TTLCache`: trusted for the config TTL,
+Both are cached in process like the config cache's entries (`TTLCache`: trusted for the config TTL,
 one query however many requests miss at once, writes evicted at once, in other processes over Redis
 pub/sub), so a request never waits for the database. Stored keys are cached encrypted and decrypted
-only when one is injected; the plaintext is put on the upstream request's headers and nowhere
-else (log rows store bodies, never headers).
+only when one is asked for; the pipeline puts the plaintext on the upstream request's headers and
+nowhere else (log rows store bodies, never headers).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from app.core.errors import UnknownKeyAlias, UnknownProvider
 from app.db.custom_providers import CUSTOM_PREFIX
 from app.db.models import CustomProvider, ProviderConfig
 from app.db.provider_configs import secret_context
-from app.pipeline.types import Step
 from app.providers.base import Provider
 from app.providers.catalog import get_provider
 from app.services.config import TTL, TTLCache
@@ -71,7 +70,7 @@ class GatewayKeys:
         return self.by_alias.get((provider, DEFAULT_ALIAS)) or self.defaults.get(provider)
 
 
-class Tenancy:
+class AccountProviders:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl: TTL, box: SecretBox) -> None:
         self._sessions = sessions
         self._box = box
@@ -107,26 +106,32 @@ class Tenancy:
 
     # ---- stored provider keys ----------------------------------------------------------------------
 
-    async def inject_key(
-        self, account_id: str, gateway_id: str, provider: Provider, step: Step, alias: str | None
-    ) -> None:
-        """Give a step that carries no credential of its provider the gateway's stored key. Only
-        for authenticated requests: the caller checks that."""
+    async def stored_credential(
+        self,
+        account_id: str,
+        gateway_id: str,
+        provider: Provider,
+        headers: list[tuple[str, str]],
+        alias: str | None,
+    ) -> tuple[str, str] | None:
+        """The credential header to add from the gateway's stored key, for a request whose
+        `headers` carry no credential of its provider (None: nothing to add). Only for
+        authenticated requests: the caller checks that."""
         names = provider.credential_headers
-        if any(name.lower() in names for name, _ in step.headers):
-            return  # the request's own credential wins
+        if any(name.lower() in names for name, _ in headers):
+            return None  # the request's own credential wins
         keys = await self._keys.get((account_id, gateway_id), lambda: self._load_keys(account_id, gateway_id))
         stored = keys.find(provider.slug, alias)
         if stored is None:
-            return
+            return None
         try:
             secret = self._box.decrypt(stored.ciphertext, secret_context(account_id, gateway_id, stored.id))
         except (SecretKeyMissing, SecretUndecryptable) as exc:
             if stored.id not in self._warned:
                 self._warned.add(stored.id)
                 logger.error("stored provider key %s cannot be decrypted: %s", stored.id, exc)
-            return
-        step.headers = [*step.headers, credential_header(provider, secret)]
+            return None
+        return credential_header(provider, secret)
 
     async def _load_keys(self, account_id: str, gateway_id: str) -> GatewayKeys:
         async with self._sessions() as session:

@@ -1,0 +1,44 @@
+"""Who may use a gateway: its config, and the `run` token it asks for (2001, 2009)."""
+
+from __future__ import annotations
+
+from app.auth.principals import require
+from app.core.errors import GatewayNotFound
+from app.pipeline.collaborators import GatewaySource
+from app.pipeline.types import GatewayRequest
+from app.services.config import GatewayConfig
+
+
+class Admission:
+    def __init__(self, gateways: GatewaySource, admin_token: str | None) -> None:
+        self._gateways = gateways
+        self._admin_token = admin_token
+
+    async def admit(self, request: GatewayRequest) -> tuple[GatewayConfig, bool]:
+        """The gateway's config and whether the request was authenticated (2001 / 2009)."""
+        account, gateway_id = request.account_id, request.gateway_id
+        token = request.options.authorization
+        gateway = await self._gateways.gateway(account, gateway_id)
+        if gateway is None:
+            if gateway_id != "default":
+                raise GatewayNotFound()
+            await self._check_token(token, account, gateway_id)
+            return await self._gateways.ensure_default_gateway(account), True
+        if gateway.authentication:
+            await self._check_token(token, account, gateway_id)
+            return gateway, True
+        return gateway, request.authenticated
+
+    async def open_session(self, account_id: str, gateway_id: str, token: str | None) -> GatewayConfig:
+        """Admission of a WebSocket session: a valid `run` token is required whatever the gateway's
+        `authentication` setting (protocol.md §5)."""
+        await self._check_token(token, account_id, gateway_id)
+        gateway = await self._gateways.gateway(account_id, gateway_id)
+        if gateway is None:
+            if gateway_id != "default":
+                raise GatewayNotFound()
+            gateway = await self._gateways.ensure_default_gateway(account_id)
+        return gateway
+
+    async def _check_token(self, token: str | None, account: str, gateway_id: str) -> None:
+        await require(self._gateways, self._admin_token, token, "run", account, gateway_id)
