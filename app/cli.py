@@ -4,7 +4,7 @@ Every command reads `AIGW_*` settings (AIGW_DATABASE_URL above all) and applies 
 first, so a fresh install needs no preparation: `aigw tokens create --account A --permission edit`
 prints a token the management API accepts. The commands reuse the API's own queries (app.db.tokens,
 app.db.gateways), so both paths validate and store identically, and with AIGW_REDIS_URL set they
-announce their changes to running servers the same way (app/pipeline/invalidation.py).
+announce their changes to running servers the same way (app/services/invalidation.py).
 
 Exit status: 0 done, 1 refused (already exists, not found), 2 invalid arguments.
 """
@@ -95,7 +95,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
         "timeout_keep_alive": 30,
         # uvicorn's own httptools protocol times out neither a request head nor a body that stops
-        # arriving, and bounds no head size: ours does (app/http_protocol.py).
+        # arriving, and bounds no head size: ours does (app/server/protocol.py).
         "http": protocol_class(settings.client_read_timeout_s, settings.max_request_head_bytes),
     }
     if args.workers > 1:

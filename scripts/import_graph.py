@@ -1,10 +1,11 @@
-"""Print the package-level import graph of `app/` and fail on a cycle.
+"""Print the package-level import graph of `app/` and fail on a cycle, on a module over
+MAX_LINES lines, or on a `global` statement (state lives on `app.state`, never in a module).
 
 A package is a folder directly below `app/` (`app/pipeline/…` is `pipeline`); a module at the top
 (`app/main.py`) is its own node. Every import counts, including those inside functions and under
 `TYPE_CHECKING`: a cycle hidden behind a late import is still a cycle for a reader.
 
-    python scripts/import_graph.py        # exit 1 (and the cycle printed) when there is one
+    python scripts/import_graph.py        # exit 1, with what is wrong, when anything is
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app"
+MAX_LINES = 400
 
 
 def node_of(module: str) -> str | None:
@@ -90,16 +92,36 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def house_rules() -> list[str]:
+    """Modules over MAX_LINES lines, and `global` statements, as `path: what` lines."""
+    problems = []
+    for path in sorted(APP.rglob("*.py")):
+        text = path.read_text()
+        lines = text.count("\n")
+        where = path.relative_to(ROOT)
+        if lines > MAX_LINES:
+            problems.append(f"{where}: {lines} lines (at most {MAX_LINES})")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Global):
+                problems.append(f"{where}:{node.lineno}: global {', '.join(node.names)}")
+    return problems
+
+
 def main() -> int:
     edges = graph()
     for source in sorted(edges):
         print(f"{source:12} -> {', '.join(sorted(edges[source])) or '(nothing)'}")
+    failed = False
     cycle = find_cycle(edges)
     if cycle is not None:
         print(f"import cycle: {' -> '.join(cycle)}", file=sys.stderr)
-        return 1
-    print("no import cycle between the packages of app/")
-    return 0
+        failed = True
+    for problem in house_rules():
+        print(problem, file=sys.stderr)
+        failed = True
+    if not failed:
+        print(f"no import cycle between the packages of app/, no module over {MAX_LINES} lines, no global")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""CorkedTransport (app/http_protocol.py): writes of one event-loop iteration leave in one send,
+"""CorkedTransport (app/server/protocol.py): writes of one event-loop iteration leave in one send,
 nothing waits past that iteration, and closing sends what is pending first. Driven over a real
 socket pair so what arrives is what a client would read."""
 

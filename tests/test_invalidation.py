@@ -1,4 +1,4 @@
-"""Configuration changes reach every process over Redis pub/sub (issue 5, app/pipeline/invalidation.py).
+"""Configuration changes reach every process over Redis pub/sub (issue 5, app/services/invalidation.py).
 
 Two `aigw serve` processes share PostgreSQL and Redis with both config TTLs at 30 s, so the cache
 never expires during a test: a change written through one process (management API or CLI) that the

@@ -1,4 +1,4 @@
-"""The upstream client (app/upstream.py over app/upstream_http.py) against raw HTTP/1.1 servers on
+"""The upstream client (app/upstream/client.py over app/upstream/http1.py) against raw HTTP/1.1 servers on
 loopback: stale kept-alive connections (closed or reset just as they are reused), body framings
 and encodings, HEAD and informational answers, header injection, URL encoding, read timeouts and
 the connection bound."""

@@ -1,4 +1,4 @@
-"""Graceful shutdown of a real server process with open WebSocket sessions (app/server.py, §6).
+"""Graceful shutdown of a real server process with open WebSocket sessions (app/server/graceful.py, §6).
 
 `python -m app.cli serve` runs in its own process against the fake provider. SIGTERM arrives while
 five slow streams are in flight on one connection: the server must stop accepting connections and

@@ -40,7 +40,7 @@ def get_settings(conn: HTTPConnection) -> Settings:
 
 
 def get_invalidation(conn: HTTPConnection) -> ConfigInvalidation:
-    """What management writes report their changes to (app/pipeline/invalidation.py). An app
+    """What management writes report their changes to (app/services/invalidation.py). An app
     assembled without the lifespan (tests mounting some routers) gets a local-only one over the
     caches it has."""
     state = conn.app.state

@@ -3,7 +3,7 @@
 Success: `{"success": true, "errors": [], "messages": [], "result": …}` (plus `result_info` on lists).
 Failure: `{"success": false, "errors": [{"code", "message"}, …], "messages": [], "result": null}`.
 
-Gateway traffic (`/v1/…`) answers errors in another shape (protocol.md §8, `transports/errors.py`);
+Gateway traffic (`/v1/…`) answers errors in another shape (protocol.md §8, `transports/encode.py`);
 the handlers here only act on paths under /client/v4 and hand everything else on.
 
 Error codes of the management API (ours; the public service documents none for these cases):
@@ -86,7 +86,7 @@ def ok(result: Any, result_info: ResultInfo | None = None) -> dict[str, Any]:
     return body
 
 
-def error_body(errors: Sequence[tuple[int, str]]) -> dict[str, Any]:
+def v4_error_body(errors: Sequence[tuple[int, str]]) -> dict[str, Any]:
     return {
         "success": False,
         "errors": [{"code": code, "message": message} for code, message in errors],
@@ -96,7 +96,7 @@ def error_body(errors: Sequence[tuple[int, str]]) -> dict[str, Any]:
 
 
 def error_response(status: int, errors: Sequence[tuple[int, str]]) -> JSONResponse:
-    return JSONResponse(error_body(errors), status_code=status)
+    return JSONResponse(v4_error_body(errors), status_code=status)
 
 
 class ManagementError(Exception):

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = 30.0
 
     # In-process config caches (gateways, tokens, stored keys, custom providers): how long a lookup
-    # is trusted. With Redis, writes are also announced over pub/sub (app/pipeline/invalidation.py)
+    # is trusted. With Redis, writes are also announced over pub/sub (app/services/invalidation.py)
     # and, while that subscription is verified alive, the second TTL applies: a backstop for a
     # writer that reached the database but not Redis, kept at 1 s so even that case stays in 1 s.
     config_cache_ttl_s: float = 0.5

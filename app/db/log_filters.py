@@ -41,7 +41,6 @@ _OPERATORS: dict[Kind, frozenset[str]] = {
     Kind.INTEGER: frozenset({"eq", "neq", "lt", "gt"}),
     Kind.DATE: frozenset({"eq", "neq", "lt", "gt"}),
 }
-OPERATORS = ("eq", "neq", "contains", "lt", "gt")
 METADATA_KEYS = ("metadata.key", "metadata.value")
 _NULL_TEXT = cast(null(), String)
 

@@ -137,7 +137,7 @@ class LogCounter(SQLModel, table=True):
 
 
 class ProviderConfig(SQLModel, table=True):
-    """A stored provider key (BYOK). The secret is kept only encrypted (app/secretbox.py)."""
+    """A stored provider key (BYOK). The secret is kept only encrypted (app/auth/secretbox.py)."""
 
     __tablename__ = "provider_configs"
     __table_args__ = (

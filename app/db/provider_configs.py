@@ -1,5 +1,5 @@
 """Stored provider keys (BYOK) of a gateway: schemas and queries. The secret is encrypted before it
-reaches the session (app/secretbox.py) and no schema here can carry it back out."""
+reaches the session (app/auth/secretbox.py) and no schema here can carry it back out."""
 
 from __future__ import annotations
 

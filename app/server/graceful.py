@@ -7,7 +7,7 @@ requests and streams and runs the lifespan shutdown that flushes the log queue.
 
 With several workers, the supervisor also gives prometheus_client a fresh directory for the
 workers' metric files (PROMETHEUS_MULTIPROC_DIR, removed at exit) and marks each worker that exits
-as dead there, so `/metrics` sums every worker (app/metrics.py).
+as dead there, so `/metrics` sums every worker (app/core/metrics.py).
 """
 
 from __future__ import annotations

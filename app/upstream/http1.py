@@ -26,6 +26,7 @@ from app.upstream.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from app.upstream.pool import Origin, Pool
 from app.upstream.wire import ResponseHeaders, decode, decoder_for, parse_url, request_head
 
 _PAUSE_ABOVE = 1 << 20  # buffered body bytes before the socket stops being read
@@ -34,7 +35,7 @@ _PAUSE_ABOVE = 1 << 20  # buffered body bytes before the socket stops being read
 class Connection(asyncio.Protocol):
     """One HTTP/1.1 connection, one exchange at a time."""
 
-    def __init__(self, pool: Pool, key: tuple[str, str, int], read_timeout_s: float) -> None:
+    def __init__(self, pool: Pool[Connection], key: Origin, read_timeout_s: float) -> None:
         self._pool = pool
         self.key = key
         self._loop = asyncio.get_running_loop()
@@ -237,92 +238,6 @@ class Connection(asyncio.Protocol):
             waiter.set_result(None)  # read_chunk raises self.error
 
 
-class Pool:
-    """Idle connections per origin, and a bound on all connections (idle or busy)."""
-
-    def __init__(self, limit: int, keepalive_s: float) -> None:
-        self._limit = limit
-        self._keepalive = keepalive_s
-        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
-        self._open = 0
-        self._members: set[Connection] = set()
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    def take_idle(self, key: tuple[str, str, int], now: float) -> Connection | None:
-        idle = self._idle.get(key)
-        while idle:
-            connection = idle.pop()  # the most recently used: least likely to have timed out
-            if connection.closed or now - connection.idle_since > self._keepalive:
-                connection.close()
-                continue
-            return connection
-        return None
-
-    def has_room(self) -> bool:
-        """Whether a new connection may open now (closing an idle one of any origin if needed)."""
-        if self._open >= self._limit:
-            self._close_oldest_idle()
-        return self._open < self._limit
-
-    def reserve(self) -> None:
-        self._open += 1
-
-    async def wait_for_change(self, deadline: float) -> None:
-        """Until a connection is put back or closed (or `deadline`: UpstreamTimeout)."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            async with asyncio.timeout_at(deadline):
-                await waiter
-        except TimeoutError:
-            raise UpstreamTimeout("no free upstream connection") from None
-        finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-
-    def _wake_one(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
-    def release_slot(self) -> None:
-        self._open -= 1
-        self._wake_one()
-
-    def joined(self, connection: Connection) -> None:
-        if connection.closed:  # closed by the server before we could use it
-            self.release_slot()
-            raise UpstreamUnreachable("closed as it opened")
-        self._members.add(connection)
-
-    def put_back(self, connection: Connection) -> None:
-        self._idle.setdefault(connection.key, []).append(connection)
-        self._wake_one()
-
-    def forget(self, connection: Connection) -> None:
-        if connection in self._members:
-            self._members.discard(connection)
-            idle = self._idle.get(connection.key)
-            if idle and connection in idle:
-                idle.remove(connection)
-            self.release_slot()
-
-    def _close_oldest_idle(self) -> None:
-        oldest: Connection | None = None
-        for idle in self._idle.values():
-            for connection in idle:
-                if oldest is None or connection.idle_since < oldest.idle_since:
-                    oldest = connection
-        if oldest is not None:
-            oldest.close()
-
-    def close_all(self) -> None:
-        for connection in list(self._members):
-            connection.close()
-
-
 class Response:
     __slots__ = ("_connection", "_decoder", "headers", "raw_headers", "status_code")
 
@@ -363,7 +278,7 @@ class Client:
         read_timeout_s: float,
         ssl_context: ssl.SSLContext,
     ) -> None:
-        self._pool = Pool(limit, keepalive_s)
+        self._pool: Pool[Connection] = Pool(limit, keepalive_s)
         self._connect_timeout = connect_timeout_s
         self._read_timeout = read_timeout_s
         self._ssl = ssl_context

@@ -126,7 +126,7 @@ def _usage(block: Any) -> dict[str, Any]:
     return oa.usage(prompt, oa.count(block, "output_tokens"), cached=cached)
 
 
-def error_body(status: int, body: bytes) -> bytes:
+def openai_error_from_anthropic(status: int, body: bytes) -> bytes:
     document = oa.loads(body)
     error = document.get("error") if isinstance(document, dict) else None
     if isinstance(error, dict):
@@ -143,7 +143,7 @@ class AnthropicTranslation:
     def response(self, status: int, body: bytes) -> bytes:
         document = oa.loads(body)
         if not 200 <= status < 300 or not isinstance(document, dict):
-            return error_body(status, body)
+            return openai_error_from_anthropic(status, body)
         texts: list[str] = []
         calls: list[dict[str, Any]] = []
         for block in oa.objects(document.get("content")):

@@ -14,7 +14,7 @@ import orjson
 from app.providers.compat.base import CompatRequestError, openai_error
 
 JSON = dict[str, Any]
-Headers = list[tuple[str, str]]
+HeaderPairs = list[tuple[str, str]]
 
 # ---- request: headers ------------------------------------------------------------------------------
 
@@ -22,12 +22,12 @@ Headers = list[tuple[str, str]]
 _NOT_NATIVE = frozenset({"content-type", "content-length", "accept", "host"})
 
 
-def header(headers: Headers, name: str) -> str | None:
+def header(headers: HeaderPairs, name: str) -> str | None:
     name = name.lower()
     return next((value for key, value in headers if key.lower() == name), None)
 
 
-def bearer(headers: Headers) -> str | None:
+def bearer(headers: HeaderPairs) -> str | None:
     """The token of an `Authorization: Bearer …` header."""
     scheme, _, token = (header(headers, "authorization") or "").strip().partition(" ")
     if scheme.lower() != "bearer":
@@ -35,7 +35,9 @@ def bearer(headers: Headers) -> str | None:
     return token.strip() or None
 
 
-def native_headers(headers: Headers, drop: tuple[str, ...] = (), add: Headers | None = None) -> Headers:
+def native_headers(
+    headers: HeaderPairs, drop: tuple[str, ...] = (), add: HeaderPairs | None = None
+) -> HeaderPairs:
     """The client's headers for the native call: without `drop`, plus those of `add` the client did
     not send itself, and a JSON content type."""
     dropped = _NOT_NATIVE | {name.lower() for name in drop}
