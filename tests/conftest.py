@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.fake_upstream import FakeUpstream, upstream_overrides_for
-from tests.server_thread import ServerThread
+from tests.support.fake_upstream import FakeUpstream, upstream_overrides_for
+from tests.support.server_thread import ServerThread
 
 if TYPE_CHECKING:
     from app.core.settings import Settings
@@ -135,7 +135,7 @@ def redis_url() -> str:
 def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
     """A gateway with default settings shared by one test module (tests keep apart by using their
     own gateway ids); a module that needs other settings defines its own `server`."""
-    from tests.helpers import running_gateway
+    from tests.support.helpers import running_gateway
 
     with running_gateway(tmp_path_factory.mktemp("gateway"), fake_upstream.url) as gateway:
         yield gateway
@@ -143,7 +143,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream
 
 @pytest.fixture(scope="module")
 def module_api(server: GatewayServer) -> Iterator[Any]:
-    from tests.helpers import api_client
+    from tests.support.helpers import api_client
 
     with api_client(server) as client:
         yield client

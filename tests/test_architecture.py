@@ -15,7 +15,10 @@ import import_graph  # noqa: E402
 
 def test_the_app_has_no_cycle_no_large_module_and_no_global() -> None:
     run = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "import_graph.py")], capture_output=True, text=True, check=False
+        [sys.executable, str(ROOT / "scripts" / "import_graph.py")],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     assert "pipeline" in run.stdout and "no import cycle" in run.stdout

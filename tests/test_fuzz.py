@@ -29,8 +29,8 @@ from schemathesis.specs.openapi.checks import (
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import ADMIN_TOKEN, GatewayServer
-from tests.fake_upstream import FakeUpstream
-from tests.helpers import ADMIN_HEADERS, create_gateway, running_gateway
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.helpers import ADMIN_HEADERS, create_gateway, running_gateway
 
 MAX_EXAMPLES = 30
 UPSTREAM_STATUSES = {502, 504}  # no provider answered / timed out: documented, not a server error

@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.backends import LogReader
 from tests.conftest import ADMIN_TOKEN, GatewayServer
-from tests.fake_upstream import FakeUpstream
-from tests.helpers import ADMIN_HEADERS, create_gateway, error_of, openai_step
-from tests.processes import ServerProcess
+from tests.support.backends import LogReader
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.helpers import ADMIN_HEADERS, create_gateway, error_of, openai_step
+from tests.support.processes import ServerProcess
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "say hello please"}]}
 # The read timeout the server applies to a request head or body that stops arriving.
