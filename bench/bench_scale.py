@@ -92,7 +92,7 @@ class Gateway:
 def postgres_database(server_url: str) -> Iterator[str]:
     from sqlalchemy.engine import make_url
 
-    from tests.backends import fresh_postgres
+    from tests.support.backends import fresh_postgres
 
     with fresh_postgres(server_url, prefix="aigw_bench") as url:
         yield str(make_url(url).render_as_string(hide_password=False))
