@@ -2,7 +2,7 @@
 
 Made here rather than with `python-ulid`'s `ULID()`: an id is minted for every request, and that
 constructor (object, policy and validation layers) showed up at ~3 % of the gateway's CPU in
-profiles; this is a few table lookups. `tests/test_ids.py` checks the output against python-ulid.
+profiles; this is a few table lookups. `tests/core/test_ids.py` checks the output against python-ulid.
 Ids are monotonic within a process: within one millisecond the random part counts up, so ids sort
 in the order they were made (the logs API orders by id).
 """
