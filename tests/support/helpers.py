@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from app.providers.cost import price_table
 from tests.conftest import ADMIN_TOKEN, GatewayServer
 from tests.support.fake_upstream import FakeUpstream, upstream_overrides_for
 from tests.support.server_thread import ServerThread
@@ -305,3 +306,9 @@ class LogDb:
 def metadata_of(row: dict[str, Any]) -> Any:
     raw = row["metadata"]
     return None if raw is None else json.loads(raw)
+
+
+def expected_cost(provider: str, model: str, tokens_in: int, tokens_out: int) -> float:
+    """The cost a log row should show, from the price table."""
+    price_in, price_out = price_table()[provider][model]
+    return tokens_in * price_in + tokens_out * price_out
