@@ -27,12 +27,7 @@ class ProviderSource(Protocol):
     async def provider(self, account_id: str, slug: str) -> Provider: ...
 
     async def stored_credential(
-        self,
-        account_id: str,
-        gateway_id: str,
-        provider: Provider,
-        headers: list[tuple[str, str]],
-        alias: str | None,
+        self, account_id: str, gateway_id: str, provider: Provider, alias: str | None
     ) -> tuple[str, str] | None: ...
 
 

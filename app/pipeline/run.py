@@ -123,12 +123,15 @@ class Pipeline:
         return translation
 
     async def _add_stored_key(self, run: StepRun) -> None:
-        """Authenticated requests without a credential of their own get the gateway's stored key."""
-        if not run.authenticated:
+        """Authenticated requests without a credential of their own get the gateway's stored key
+        (the request's own credential wins, and then no alias is looked up)."""
+        request, step, provider = run.request, run.step, run.provider
+        if not run.authenticated or any(
+            name.lower() in provider.credential_headers for name, _ in step.headers
+        ):
             return
-        request, step = run.request, run.step
         credential = await self._providers.stored_credential(
-            request.account_id, request.gateway_id, run.provider, step.headers, run.options.byok_alias
+            request.account_id, request.gateway_id, provider, run.options.byok_alias
         )
         if credential is not None:
             step.headers = [*step.headers, credential]
@@ -176,6 +179,15 @@ class Pipeline:
         self, run: StepRun, log: StepLog, url: str, cache_status: CacheStatus, slot: CacheSlot | None
     ) -> GatewayResult | None:
         """The upstream call of one step, with its retries."""
+        try:
+            return await self._call_upstream(run, log, url, cache_status, slot)
+        except asyncio.CancelledError:  # client gone or request cancelled: the step was attempted
+            log.finish(None, False, "cancelled before the response")  # a no-op once it has an answer
+            raise
+
+    async def _call_upstream(
+        self, run: StepRun, log: StepLog, url: str, cache_status: CacheStatus, slot: CacheSlot | None
+    ) -> GatewayResult | None:
         step = run.step
         request = self._client.build(step.method, url, step.headers, step.body)
         upstream_started = time.perf_counter()
@@ -184,9 +196,6 @@ class Pipeline:
         except UpstreamError as failure:
             self._failed(run, log, str(failure), timed_out=isinstance(failure, UpstreamTimeout))
             return None
-        except asyncio.CancelledError:  # client gone or request cancelled: the step was attempted
-            log.finish(None, False, "cancelled before the response")
-            raise
         log.record.mark_first_byte()
         status = response.status_code
         content_type = response.headers.get("content-type")
@@ -204,9 +213,6 @@ class Pipeline:
         except UpstreamError as exc:
             self._failed(run, log, f"upstream body cut: {exc}", timed_out=False)
             return None
-        except asyncio.CancelledError:
-            log.finish(None, False, "cancelled before the response")
-            raise
         finally:
             await response.aclose()
         meta.upstream_ms = (time.perf_counter() - upstream_started) * 1000

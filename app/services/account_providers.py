@@ -107,19 +107,10 @@ class AccountProviders:
     # ---- stored provider keys ----------------------------------------------------------------------
 
     async def stored_credential(
-        self,
-        account_id: str,
-        gateway_id: str,
-        provider: Provider,
-        headers: list[tuple[str, str]],
-        alias: str | None,
+        self, account_id: str, gateway_id: str, provider: Provider, alias: str | None
     ) -> tuple[str, str] | None:
-        """The credential header to add from the gateway's stored key, for a request whose
-        `headers` carry no credential of its provider (None: nothing to add). Only for
-        authenticated requests: the caller checks that."""
-        names = provider.credential_headers
-        if any(name.lower() in names for name, _ in headers):
-            return None  # the request's own credential wins
+        """The credential header to add from the gateway's stored key (None: nothing to add). For
+        authenticated requests that carry no credential of their own: the caller checks both."""
         keys = await self._keys.get((account_id, gateway_id), lambda: self._load_keys(account_id, gateway_id))
         stored = keys.find(provider.slug, alias)
         if stored is None:

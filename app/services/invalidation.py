@@ -143,6 +143,7 @@ class ConfigInvalidation:
         self._config = config_cache
         self._account_providers = account_providers
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._lost_at: float | None = None  # when the subscription was lost, until it is back
         self._redis: redis_asyncio.Redis | None = None
         if redis_url:
@@ -187,9 +188,15 @@ class ConfigInvalidation:
             self._task = asyncio.create_task(self._subscribe_forever(), name="aigw-config-invalidation")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        self._stopping = True
+        task = self._task
+        if task is not None:
+            # Cancelled again until it ends: a cancellation that lands inside the Redis client
+            # while it (re)connects can be absorbed there, and one cancel would then never end
+            # the loop (a worker stopped right after it started hung in its shutdown).
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.5)
             self._task = None
         if self._redis is not None:
             await self._redis.aclose()
@@ -197,7 +204,7 @@ class ConfigInvalidation:
     async def _subscribe_forever(self) -> None:
         assert self._redis is not None
         delay = RECONNECT_MIN_S
-        while True:
+        while not self._stopping:
             started = time.monotonic()
             try:
                 await self._listen(self._redis)
@@ -220,7 +227,7 @@ class ConfigInvalidation:
     async def _listen(self, redis: redis_asyncio.Redis) -> None:
         async with redis.pubsub() as pubsub:
             await pubsub.subscribe(CHANNEL)
-            while True:
+            while not self._stopping:
                 message = await pubsub.get_message(timeout=HEARTBEAT_S)
                 if message is None:
                     await pubsub.ping()  # its pong comes back as a message: proof the link works

@@ -74,15 +74,8 @@ class CatalogProviders:
         return get_provider(slug)
 
     async def stored_credential(
-        self,
-        account_id: str,
-        gateway_id: str,
-        provider: Provider,
-        headers: list[tuple[str, str]],
-        alias: str | None,
+        self, account_id: str, gateway_id: str, provider: Provider, alias: str | None
     ) -> tuple[str, str] | None:
-        if any(name.lower() in provider.credential_headers for name, _ in headers):
-            return None
         return self.stored.get(provider.slug)
 
 
