@@ -56,7 +56,7 @@ def _https_rule(settings: Settings, base_url: str | None) -> None:
     if base_url is None:
         return
     try:
-        check_base_url(base_url, settings.allow_http_custom_providers)
+        check_base_url(base_url, settings.allow_private_destinations)
     except ValueError as exc:
         raise InvalidInput(f"base_url: {exc}") from None
 

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 
-from pydantic import Field, field_validator, model_validator
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AIGW_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="AIGW_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     database_url: str = Field(
         default="sqlite:///./data/aigw.db",
@@ -25,9 +29,18 @@ class Settings(BaseSettings):
         description="Encrypts stored provider keys (BYOK) at rest; at least 16 characters. Unset: "
         "provider keys cannot be stored.",
     )
-    allow_http_custom_providers: bool = Field(
+    allow_private_destinations: bool = Field(
         default=False,
-        description="Development only: let custom providers use http:// base URLs on loopback hosts.",
+        validation_alias=AliasChoices(
+            "allow_private_destinations",
+            "AIGW_ALLOW_PRIVATE_DESTINATIONS",
+            "allow_http_custom_providers",
+            "AIGW_ALLOW_HTTP_CUSTOM_PROVIDERS",
+            "allow_private_custom_providers",
+            "AIGW_ALLOW_PRIVATE_CUSTOM_PROVIDERS",
+        ),
+        description="Development only: let tenant-configured destinations (custom providers, "
+        "exporters) use http:// and loopback, private or link-local addresses.",
     )
     redis_url: str | None = None
     # When Redis is unreachable, admit requests (open) rather than refuse them (closed).
@@ -39,9 +52,21 @@ class Settings(BaseSettings):
     # (slow-loris); a head larger than max_request_head_bytes is refused with 431.
     client_read_timeout_s: float = 30.0
     max_request_head_bytes: int = 65536
+
+    # Upstream calls (docs/limits.md). Idle time: no byte for this long ends the call.
     upstream_timeout_s: float = 600.0
+    # A buffered (non-stream) response, from the first byte of its head to the last of its body.
+    upstream_body_deadline_s: float = 900.0
     connect_timeout_s: float = 10.0
     max_upstream_connections: int = 512
+    max_upstream_connections_per_account: int = 128
+    max_upstream_head_bytes: int = 64 * 1024
+    max_response_bytes: int = 32 * 1024 * 1024  # decoded
+    max_sse_event_bytes: int = 4 * 1024 * 1024
+    # `pool`: the project's HTTP/1.1 pool as an httpx transport; `httpx`: stock httpx (HTTP/2 too).
+    upstream_transport: Literal["pool", "httpx"] = "pool"
+    # Keep-alive comments on streams the gateway composes itself, while waiting for the next event.
+    sse_ping_s: float = 15.0
 
     # Logging of bodies: only heads are stored.
     log_body_max_bytes: int = 32 * 1024
@@ -83,8 +108,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _read_upstream_overrides(self) -> Settings:
+        own = {f"AIGW_{field.upper()}" for field in type(self).model_fields}
         for name, value in os.environ.items():
-            if name.startswith("AIGW_UPSTREAM_") and name != "AIGW_UPSTREAM_TIMEOUT_S" and value:
+            if name.startswith("AIGW_UPSTREAM_") and name not in own and value:
                 key = name.removeprefix("AIGW_UPSTREAM_").lower()
                 self.upstream_overrides.setdefault(key, value.rstrip("/"))
         return self
