@@ -7,7 +7,6 @@ in one process never share configuration by accident.
 from __future__ import annotations
 
 import os
-
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -60,6 +59,10 @@ class Settings(BaseSettings):
     connect_timeout_s: float = 10.0
     max_upstream_connections: int = 512
     max_upstream_connections_per_account: int = 128
+    # How long an idle upstream connection is kept for reuse: below the 5 s after which uvicorn,
+    # Node and httpx's peers close theirs, so a request is rarely written onto a connection the
+    # server is closing (and such a request is never replayed: limits.md §3).
+    upstream_keepalive_s: float = 4.0
     max_upstream_head_bytes: int = 64 * 1024
     max_response_bytes: int = 32 * 1024 * 1024  # decoded
     max_sse_event_bytes: int = 4 * 1024 * 1024

@@ -12,13 +12,20 @@ class SSEEvent:
     data: bytes
 
 
+class SSEEventTooLarge(ValueError):
+    """An event grew past the splitter's bound before its blank line came."""
+
+
 class SSESplitter:
-    """Feed raw chunks; get back the complete events they finish."""
+    """Feed raw chunks; get back the complete events they finish. With `max_event_bytes`, an
+    unfinished event larger than that raises SSEEventTooLarge (an upstream's endless event must
+    not grow the buffer without end)."""
 
-    __slots__ = ("_buffer",)
+    __slots__ = ("_buffer", "_limit")
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int | None = None) -> None:
         self._buffer = b""
+        self._limit = max_event_bytes
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         buffer = self._buffer + chunk
@@ -35,6 +42,9 @@ class SSESplitter:
                 events.append(event)
             start = end + 2
         self._buffer = buffer[start:]
+        if self._limit is not None and len(self._buffer) > self._limit:
+            self._buffer = b""
+            raise SSEEventTooLarge(f"an event larger than {self._limit} bytes")
         return events
 
     def close(self) -> list[SSEEvent]:

@@ -8,8 +8,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from app.upstream.client import UpstreamClient, UpstreamRequest, UpstreamResponse
-from app.upstream.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+import httpx
+
+from app.upstream.client import UpstreamClient, UpstreamResponse
+from app.upstream.errors import (
+    DestinationRefused,
+    InvalidUpstreamRequest,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 
 MAX_RETRY_AFTER_MS = 5000
 
@@ -49,9 +57,7 @@ def _retry_after_s(response: UpstreamResponse) -> float:
     return max(0.0, min(seconds * 1000, MAX_RETRY_AFTER_MS)) / 1000
 
 
-async def _send(
-    client: UpstreamClient, request: UpstreamRequest, timeout_s: float | None
-) -> UpstreamResponse:
+async def _send(client: UpstreamClient, request: httpx.Request, timeout_s: float | None) -> UpstreamResponse:
     if timeout_s is None:
         return await client.send(request)
     async with asyncio.timeout(timeout_s):
@@ -59,19 +65,23 @@ async def _send(
 
 
 async def send_with_retries(
-    client: UpstreamClient, request: UpstreamRequest, policy: RetryPolicy
+    client: UpstreamClient, request: httpx.Request, policy: RetryPolicy
 ) -> tuple[UpstreamResponse, int]:
-    """(response, attempts used). Retries network errors, timeouts, 429 and 5xx; the last
-    response is returned whatever its status. When no attempt answered, raises the last attempt's
-    failure: `UpstreamTimeout` (before the first byte) or `UpstreamUnreachable`."""
+    """(response, attempts used). Retries network errors, timeouts, 429 and 5xx (only as many
+    attempts as the client asked for: a request that reached the network is never resent on its
+    own); the last response is returned whatever its status. When no attempt answered, raises the
+    last attempt's failure: `UpstreamTimeout` (before the first byte) or `UpstreamUnreachable`;
+    a request that cannot be sent at all raises at once."""
     failure: UpstreamError | None = None
     for attempt in range(1, policy.max_attempts + 1):
         pause = 0.0
         try:
             uncut = policy.final_attempt_uncut and attempt == policy.max_attempts
             response = await _send(client, request, None if uncut else policy.first_byte_timeout_s)
-        except (TimeoutError, UpstreamTimeout):
-            failure = UpstreamTimeout("upstream timed out before the first byte")
+        except (TimeoutError, UpstreamTimeout) as exc:
+            failure = UpstreamTimeout(f"upstream timed out before the first byte{_detail(exc)}")
+        except (InvalidUpstreamRequest, DestinationRefused):
+            raise  # the request itself is at fault: no attempt would go differently
         except UpstreamError as exc:
             failure = UpstreamUnreachable(f"upstream unreachable: {exc}")
         else:
@@ -84,3 +94,9 @@ async def send_with_retries(
             await asyncio.sleep(max(policy.delay_before(attempt), pause))
     assert failure is not None
     raise failure
+
+
+def _detail(exc: BaseException) -> str:
+    """A limit's name, when a limit was what timed out (e.g. the account's connection bound)."""
+    message = str(exc)
+    return f" ({message})" if message.startswith("AIGW_") else ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from app.core.errors import GatewayError, GatewayTimeout, NoProviderResponse, RateLimited
+from app.core.errors import GatewayError, GatewayTimeout, MalformedRequest, NoProviderResponse, RateLimited
 from app.core.settings import Settings
 from app.pipeline.admission import Admission
 from app.pipeline.cache_slot import CacheSlot, CacheSlots
@@ -27,7 +27,7 @@ from app.providers.compat.registry import translate
 from app.services.cache.store import CachedResponse, CacheStore
 from app.services.ratelimit import RateLimiter
 from app.upstream.client import UpstreamClient, UpstreamResponse
-from app.upstream.errors import UpstreamError, UpstreamTimeout
+from app.upstream.errors import DestinationRefused, InvalidUpstreamRequest, UpstreamError, UpstreamTimeout
 
 # Never relayed back: hop-by-hop headers, and what our server sets itself. Bodies are relayed
 # decoded, so upstream encoding and length do not apply either.
@@ -189,10 +189,17 @@ class Pipeline:
         self, run: StepRun, log: StepLog, url: str, cache_status: CacheStatus, slot: CacheSlot | None
     ) -> GatewayResult | None:
         step = run.step
-        request = self._client.build(step.method, url, step.headers, step.body)
         upstream_started = time.perf_counter()
         try:
+            request = self._client.build(
+                step.method, url, step.headers, step.body, account=run.request.account_id,
+                tenant_destination=getattr(run.provider, "tenant_destination", False),
+            )  # fmt: skip
             response, log.record.attempts = await send_with_retries(self._client, request, run.retry_policy())
+        except (InvalidUpstreamRequest, DestinationRefused) as refused:
+            # The request, not the provider, is at fault: 400 / 2010 whatever step this is.
+            log.finish(None, False, str(refused))
+            raise MalformedRequest(str(refused), context=run.error_context()) from None
         except UpstreamError as failure:
             self._failed(run, log, str(failure), timed_out=isinstance(failure, UpstreamTimeout))
             return None
@@ -206,7 +213,7 @@ class Pipeline:
         if ok and content_type is not None and content_type.startswith("text/event-stream"):
             meta.upstream_ms = (time.perf_counter() - upstream_started) * 1000
             keep = self._settings.cache_max_entry_bytes
-            stream = UpstreamStream(response, headers, log, slot, keep)
+            stream = UpstreamStream(response, headers, log, slot, keep, self._settings.max_sse_event_bytes)
             return GatewayResult(status, headers, meta, stream=stream)
         try:
             body = await response.aread()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from app.core.errors import StreamInterrupted
-from app.core.sse import SSESplitter
+from app.core.sse import SSEEventTooLarge, SSESplitter
 from app.pipeline.cache_slot import CacheSlot
 from app.pipeline.recording import StepLog
 from app.providers.usage import Usage, loads_or_none
@@ -28,6 +28,7 @@ class UpstreamStream:
         log: StepLog,
         slot: CacheSlot | None,
         keep_chunks_up_to: int,
+        max_event_bytes: int,
     ) -> None:
         self._response = response
         self._headers = headers
@@ -38,7 +39,7 @@ class UpstreamStream:
         # A copy is kept only for the cache (the log keeps its own bounded head).
         self._chunks: list[bytes] | None = [] if slot is not None and keep_chunks_up_to > 0 else None
         self._kept = 0
-        self._splitter = SSESplitter()
+        self._splitter = SSESplitter(max_event_bytes)
         self._usage = Usage()
         self._closed = False
 
@@ -53,6 +54,9 @@ class UpstreamStream:
         except UpstreamError as exc:
             await self._end(None, f"stream interrupted: {exc}")
             raise StreamInterrupted("Upstream stream interrupted after it started") from None
+        except SSEEventTooLarge:
+            await self._end(None, "stream interrupted: AIGW_MAX_SSE_EVENT_BYTES exceeded")
+            raise StreamInterrupted("Upstream stream interrupted: an event exceeded the size limit") from None
         await self._end(self._chunks, None)
 
     def _observe(self, chunk: bytes) -> None:

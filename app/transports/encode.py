@@ -60,9 +60,10 @@ async def gateway_error_handler(_request: Request, exc: Exception) -> Response:
 
 
 def stream_error_event(error: GatewayError) -> bytes:
-    """The one explicit SSE event that ends an interrupted stream over HTTP (never a fake [DONE])."""
+    """The one explicit SSE event that ends an interrupted stream over HTTP (never a fake [DONE]),
+    after a blank line: the stream may have been cut inside an event, and this must parse alone."""
     return (
-        b"event: error\ndata: "
+        b"\n\nevent: error\ndata: "
         + orjson.dumps({"error": {"code": error.code, "message": error.message}})
         + b"\n\n"
     )

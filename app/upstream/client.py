@@ -1,117 +1,222 @@
-"""The one pooled client for every upstream call, as the pipeline sees it.
+"""The one client for every upstream call, as the pipeline sees it: httpx's requests, responses
+and transports, with the gateway's limits around them.
 
-What it stands on was chosen from profiles of bench/bench_gateway.py (py-spy, c=32, logging and
-cache on):
-- httpx's own pool (httpcore) spent most of its CPU scanning connections under concurrency
-  (encode/httpx#3215); aiohttp's pool behind httpx's interface gave 2.2x the requests/s.
-- httpx's request/response objects around aiohttp's cost ~12 % of CPU: aiohttp directly,
-  1.18 -> 0.77 ms of gateway CPU per request.
-- aiohttp's client machinery was then the largest block left; `http1.py`, a lean
-  HTTP/1.1 client on asyncio protocols and httptools, took the gateway from 0.50-0.73 to 0.39-0.47
-  ms per request and the added latency at c=1 from +0.73-0.87 to +0.56-0.64 ms.
-No client keeps cookies: one tenant's upstream cookies must never reach another tenant's request.
-
-The rest of the pipeline sees two small neutral types, `UpstreamRequest` and `UpstreamResponse`,
-and one exception tree, `errors.py`.
+- Transports: direct HTTP/1.1 connections go through the project's pool (`transport.py`), because
+  stock httpx (httpcore) cost 3-7x the CPU per request in bench/bench_gateway.py (its pool scans
+  every connection on each enqueue and release, encode/httpx#3215). Proxied origins
+  (`HTTPS_PROXY`…, `environment.py`) use httpx's own proxy transport. `AIGW_UPSTREAM_TRANSPORT=httpx`
+  puts everything on stock httpx (HTTP/2 included). Tests may pass any httpx transport
+  (`httpx.MockTransport`) and httpx-style event hooks.
+- Requests are sent with the transport directly, not through `httpx.AsyncClient.send`: that adds
+  ~50 µs per call (measured) and keeps a cookie jar, and no cookie one tenant's upstream sets may
+  ever reach another tenant's request. Redirects are never followed.
+- Limits (limits.md §2, §4): calls in flight per account (`accounts.py`); bodies decoded here, for
+  every transport alike, a bounded piece at a time (`decoding.py`); a buffered body is bounded in
+  decoded bytes and by a deadline from its head's first byte.
+- Failures leave here as the project's exception tree (`errors.py`), never as httpx's.
 """
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
-import certifi
+import httpx
 
 from app.core.settings import Settings
-from app.upstream.errors import StaleConnection, UpstreamBodyError, UpstreamError, UpstreamUnreachable
-from app.upstream.http1 import Client, Response
+from app.upstream.accounts import AccountSlots
+from app.upstream.decoding import BodyDecoder, codings_of
+from app.upstream.destinations import pinned_to_public_address
+from app.upstream.environment import Mount, proxy_mounts, ssl_context
+from app.upstream.errors import (
+    InvalidUpstreamRequest,
+    UpstreamBodyError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from app.upstream.limits import UpstreamLimits
+from app.upstream.transport import PoolTransport
 
+RequestHook = Callable[[httpx.Request], Awaitable[None]]
+ResponseHook = Callable[[httpx.Response], Awaitable[None]]
 
-@dataclass(slots=True)
-class UpstreamRequest:
-    method: str
-    url: str
-    headers: list[tuple[str, str]]
-    body: bytes
+# Never sent as given: the transport sets these itself, or they are hop-by-hop.
+_OWN_HEADERS = frozenset(
+    {
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer",
+        "upgrade", "proxy-connection", "proxy-authorization", "accept-encoding",
+    }
+)  # fmt: skip
+ACCEPT_ENCODING = ("Accept-Encoding", "gzip, deflate, br, zstd")
+USER_AGENT = ("User-Agent", "aigw")
+ACCOUNT = "aigw_account"  # request extensions: the account whose call this is
+TENANT_DESTINATION = "aigw_tenant_destination"  # …and whether its host is tenant-configured
 
 
 class UpstreamResponse:
-    """Status and headers read; the body is read or streamed once, then the response is closed."""
+    """Status and headers read; the body is read or streamed once (decoded), then closed."""
 
-    __slots__ = ("_raw", "headers", "status_code")
+    __slots__ = ("_decoder", "_limits", "_raw", "_release", "headers", "status_code")
 
-    def __init__(self, raw: Response) -> None:
+    def __init__(self, raw: httpx.Response, limits: UpstreamLimits, release: Callable[[], None]) -> None:
         self._raw = raw
+        self._limits = limits
+        self._release: Callable[[], None] | None = release
         self.status_code: int = raw.status_code
-        self.headers: Mapping[str, str] = raw.headers  # case-insensitive
+        self.headers: httpx.Headers = raw.headers  # case-insensitive
+        encoding = raw.headers.get_list("content-encoding")
+        transfer = raw.headers.get_list("transfer-encoding")
+        codings = codings_of(encoding, transfer) if encoding or transfer else []
+        self._decoder = BodyDecoder(codings) if codings else None  # UnknownCoding: the step fails
 
     @property
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
-        return self._raw.raw_headers
+        return self._raw.headers.raw
 
     async def aread(self) -> bytes:
+        """The whole decoded body, within AIGW_MAX_RESPONSE_BYTES and AIGW_UPSTREAM_BODY_DEADLINE_S."""
+        limit = self._limits.response_bytes
+        started = self._raw.extensions.get("aigw_first_byte_at") or asyncio.get_running_loop().time()
+        parts: list[bytes] = []
+        size = 0
         try:
-            return await self._raw.aread()
-        except UpstreamError as exc:
-            raise _body_error(exc) from exc
+            async with asyncio.timeout_at(started + self._limits.body_deadline_s):
+                async for piece in self.aiter_bytes():
+                    size += len(piece)
+                    if size > limit:
+                        raise UpstreamBodyError("AIGW_MAX_RESPONSE_BYTES exceeded")
+                    parts.append(piece)
+        except TimeoutError:
+            raise UpstreamBodyError("AIGW_UPSTREAM_BODY_DEADLINE_S exceeded") from None
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """Chunks as they arrive from the socket (no re-buffering: SSE events are relayed at once)."""
+        """Decoded pieces as they arrive (no re-buffering: SSE events are relayed at once)."""
+        decoder = self._decoder
         try:
-            async for chunk in self._raw.aiter_bytes():
-                yield chunk
-        except UpstreamError as exc:
-            raise _body_error(exc) from exc
+            async for chunk in self._raw.aiter_raw():
+                if decoder is None:
+                    yield chunk
+                    continue
+                for piece in decoder.feed(chunk):
+                    yield piece
+            if decoder is not None:
+                for piece in decoder.flush():
+                    yield piece
+        except httpx.TimeoutException as exc:
+            raise UpstreamBodyError(f"read timeout: {exc}") from None
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise UpstreamBodyError(str(exc) or type(exc).__name__) from None
 
     async def aclose(self) -> None:
         # A fully read response returns its connection to the pool; any other closes it.
-        self._raw.close()
+        try:
+            await self._raw.aclose()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
 
 
 class UpstreamClient:
-    def __init__(self, settings: Settings) -> None:
-        # Reads are bounded by the server's absolute upstream limit (each wait for data);
-        # connecting, and waiting for a free connection, by the shorter connect timeout.
-        self._client = Client(
-            limit=settings.max_upstream_connections,
-            keepalive_s=30,
-            connect_timeout_s=settings.connect_timeout_s,
-            read_timeout_s=settings.upstream_timeout_s,
-            ssl_context=ssl.create_default_context(cafile=certifi.where()),
-        )
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        event_hooks: Mapping[str, list[Callable[..., Awaitable[None]]]] | None = None,
+    ) -> None:
+        self.limits = limits = UpstreamLimits.from_settings(settings)
+        context = ssl_context()
+        if transport is None:
+            transport = stock_transport(limits, context) if settings.upstream_transport == "httpx" else None
+        self._transport: httpx.AsyncBaseTransport = transport or PoolTransport(limits, context)
+        self._mounts: list[Mount] = proxy_mounts(context, limits)
+        self._accounts = AccountSlots(limits.connections_per_account, limits.connect_timeout_s)
+        hooks = event_hooks or {}
+        self._request_hooks: list[RequestHook] = list(hooks.get("request", []))
+        self._response_hooks: list[ResponseHook] = list(hooks.get("response", []))
+        # Read by httpx's own transports (ours applies the same limits itself).
+        self._timeout = {
+            "connect": limits.connect_timeout_s,
+            "read": limits.idle_timeout_s,
+            "write": limits.idle_timeout_s,
+            "pool": limits.connect_timeout_s,
+        }
 
-    def build(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> UpstreamRequest:
-        return UpstreamRequest(method, url, headers, body)
+    def build(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        account: str = "",
+        tenant_destination: bool = False,
+    ) -> httpx.Request:
+        """An httpx request for one upstream call. InvalidUpstreamRequest if it cannot be sent."""
+        sent = [(name, value) for name, value in headers if name.lower() not in _OWN_HEADERS]
+        if not any(name.lower() == "user-agent" for name, _ in sent):
+            sent.append(USER_AGENT)
+        sent.append(ACCEPT_ENCODING)
+        extensions = {"timeout": self._timeout, ACCOUNT: account, TENANT_DESTINATION: tenant_destination}
+        try:
+            return httpx.Request(method, url, headers=sent, content=body, extensions=extensions)
+        except (httpx.InvalidURL, UnicodeError, ValueError, TypeError) as exc:
+            raise InvalidUpstreamRequest(f"cannot send: {exc}") from None
 
-    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+    async def send(self, request: httpx.Request) -> UpstreamResponse:
         """Headers read, body not yet: the caller reads or streams it, then closes the response."""
+        account = str(request.extensions.get(ACCOUNT, ""))
+        await self._accounts.acquire(account)
         try:
-            return await self._client_send(request, fresh=False)
-        except StaleConnection:
-            # The server closed or reset the connection before answering: almost always a pooled
-            # keep-alive connection it timed out just as we reused it (uvicorn and Node close
-            # idle connections after 5 s), so the request never reached the application. Send it
-            # once more on a fresh connection, as browsers do. (A server that crashes mid-request
-            # also lands here and gets the request twice: an accepted risk.)
-            pass
-        try:
-            return await self._client_send(request, fresh=True)
-        except StaleConnection as exc:
-            raise UpstreamUnreachable(str(exc)) from exc
+            if request.extensions.get(TENANT_DESTINATION):
+                request = await pinned_to_public_address(request)
+            for request_hook in self._request_hooks:
+                await request_hook(request)
+            raw = await self._transport_for(request.url).handle_async_request(request)
+            try:
+                for response_hook in self._response_hooks:
+                    await response_hook(raw)
+                return UpstreamResponse(raw, self.limits, lambda: self._accounts.release(account))
+            except BaseException:  # an unknown coding, a hook's error: the connection goes
+                await raw.aclose()
+                raise
+        except BaseException as exc:
+            self._accounts.release(account)
+            if isinstance(exc, httpx.HTTPError):
+                raise upstream_error(exc) from exc
+            raise
 
-    async def _client_send(self, request: UpstreamRequest, *, fresh: bool) -> UpstreamResponse:
-        raw = await self._client.request(
-            request.method, request.url, request.headers, request.body, fresh=fresh
-        )
-        return UpstreamResponse(raw)
+    def _transport_for(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
+        for pattern, transport in self._mounts:
+            if pattern.matches(url):
+                return self._transport if transport is None else transport
+        return self._transport
 
     async def aclose(self) -> None:
-        self._client.close()
+        await self._transport.aclose()
+        for _, transport in self._mounts:
+            if transport is not None:
+                await transport.aclose()
 
 
-def _body_error(exc: UpstreamError) -> UpstreamBodyError:
-    """Whatever broke a body that had started (a reset, a read timeout) is a body error."""
-    if isinstance(exc, UpstreamBodyError):
-        return exc
-    return UpstreamBodyError(str(exc) or type(exc).__name__)
+def stock_transport(limits: UpstreamLimits, context: object) -> httpx.AsyncBaseTransport:
+    """httpx's own transport (httpcore), HTTP/2 included, for AIGW_UPSTREAM_TRANSPORT=httpx."""
+    return httpx.AsyncHTTPTransport(
+        verify=context,  # type: ignore[arg-type]
+        http2=True,
+        limits=httpx.Limits(max_connections=limits.connections, keepalive_expiry=limits.keepalive_s),
+        retries=0,
+    )
+
+
+def upstream_error(exc: httpx.HTTPError) -> UpstreamError:
+    """httpx's exceptions as the project's tree: what failed before any answer came back."""
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(message)
+    if isinstance(exc, httpx.LocalProtocolError | httpx.UnsupportedProtocol):
+        return InvalidUpstreamRequest(message)
+    return UpstreamUnreachable(message)

@@ -1,56 +1,69 @@
-"""A lean HTTP/1.1 client for upstream calls: asyncio protocols, httptools' response parser, a
-keep-alive pool per origin.
+"""A lean HTTP/1.1 client for direct upstream connections: asyncio protocols, httptools' response
+parser. `connector.py` pools and opens them; `transport.py` serves them to httpx as a transport.
 
-Why our own: a proxied request pays for the upstream call on every request, and aiohttp's client
-(request and payload objects, header multidicts, tracing hooks, a timer per read) was the largest
-block left in the gateway's profile. This does only what a proxy needs: HTTP/1.1 over TCP or TLS,
-one request per connection at a time, keep-alive, Content-Length / chunked / read-until-close
-bodies, gzip and deflate decoding, connect / pool / read timeouts. No proxies, redirects, cookies
-or HTTP/2. `client.py` is the interface the pipeline sees; `wire.py` holds the wire formats
-(request head, URL, headers, decoding) and `errors.py` the exceptions.
+Why our own: a proxied request pays for the upstream call on every request, and httpcore's pool
+scans every connection on each enqueue and release (encode/httpx#3215) while aiohttp's client was
+the largest block left in the gateway's profile. This does only what a proxy needs: HTTP/1.1 over
+TCP or TLS, one request per connection at a time, keep-alive, Content-Length / chunked /
+read-until-close bodies, connect / pool / idle timeouts. It raises httpx's exceptions, as any
+httpx transport does.
+
+Every answer is untrusted (limits.md §2): the head is bounded in bytes (fed to the parser only up
+to the bound, so a flood never reaches it) and in fields; bytes after a complete response,
+trailers and a second response in the same packet are dropped and the connection closed; a `101`
+or an unexpected `1xx` fails the exchange. A request is never written twice: a pooled
+connection is checked before the write, and a failure after it is the caller's to see.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import ssl
-from collections.abc import AsyncIterator
+import select
 
 import httptools
+import httpx
 
-from app.upstream.errors import (
-    StaleConnection,
-    UpstreamBodyError,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnreachable,
-)
 from app.upstream.pool import Origin, Pool
-from app.upstream.wire import ResponseHeaders, decode, decoder_for, parse_url, request_head
 
 _PAUSE_ABOVE = 1 << 20  # buffered body bytes before the socket stops being read
+MAX_HEAD_FIELDS = 256
+_SKIPPED_INFORMATIONAL = (100, 103)
+
+
+class _TooManyFields(Exception):
+    pass
 
 
 class Connection(asyncio.Protocol):
     """One HTTP/1.1 connection, one exchange at a time."""
 
-    def __init__(self, pool: Pool[Connection], key: Origin, read_timeout_s: float) -> None:
+    def __init__(
+        self,
+        pool: Pool[Connection],
+        key: Origin,
+        idle_timeout_s: float,
+        head_bytes: int,
+        head_deadline_s: float,
+    ) -> None:
         self._pool = pool
         self.key = key
         self._loop = asyncio.get_running_loop()
-        self._read_timeout = read_timeout_s
+        self._idle_timeout = idle_timeout_s
+        self._head_limit = head_bytes
+        self._head_deadline = head_deadline_s
         self.transport: asyncio.Transport | None = None
+        self._fd = -1
         self.closed = False
         self.used = False  # an exchange has started on it
-        self.reused = False  # the current exchange is not its first: a silent close means "stale"
+        self.idle = False  # in the pool, between exchanges
         self.idle_since = 0.0
         self._reset_exchange()
 
     def _reset_exchange(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._head_only = False
-        self._got_bytes = False
+        self._head_room: int | None = self._head_limit  # None once the head is complete
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self.status = 0
         self._headers: asyncio.Future[None] | None = None
@@ -60,20 +73,35 @@ class Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self.complete = False
         self.keep_alive = False
-        self.error: UpstreamError | None = None
+        self.error: httpx.TransportError | None = None
         self._until_close = False
         self._last_data = 0.0
+        self.first_byte_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
     # ---- exchange ------------------------------------------------------------------------------
+
+    def reusable(self) -> bool:
+        """Whether a pooled connection can take a request: not closed, and nothing to read on it
+        (a readable idle socket means the server closed it, or sent bytes no request asked for).
+        One non-blocking poll, so a request is not written onto a connection already gone."""
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return False
+        if self._fd < 0:
+            return True
+        try:
+            readable, _, _ = select.select([self._fd], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
 
     async def start(self, head: bytes, body: bytes, head_only: bool) -> list[tuple[bytes, bytes]]:
         """Send a request; return the response's raw headers once they arrive."""
         assert self.transport is not None
         if self.used:
             self._reset_exchange()
-        self.reused = self.used
         self.used = True
+        self.idle = False
         self._head_only = head_only
         self._headers = self._loop.create_future()
         self._last_data = self._loop.time()
@@ -106,6 +134,7 @@ class Connection(asyncio.Protocol):
         """The caller is done with the response: back to the pool, or closed."""
         self._cancel_timer()
         if self.complete and self.keep_alive and not self.closed and self.error is None:
+            self.idle = True
             self.idle_since = self._loop.time()
             self._pool.put_back(self)
         else:
@@ -119,10 +148,16 @@ class Connection(asyncio.Protocol):
                 self.transport.close()
             self._pool.forget(self)
 
-    # ---- read timeout: one timer per exchange, re-armed lazily ------------------------------------
+    # ---- timers: idle (no byte for this long), and a deadline for the whole head --------------------
 
     def _arm_timer(self) -> None:
-        self._timer = self._loop.call_at(self._last_data + self._read_timeout, self._check_timeout)
+        self._timer = self._loop.call_at(self._next_check(), self._check_timeout)
+
+    def _next_check(self) -> float:
+        at = self._last_data + self._idle_timeout
+        if self._head_room is not None and self.first_byte_at:
+            at = min(at, self.first_byte_at + self._head_deadline)
+        return at
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -133,8 +168,18 @@ class Connection(asyncio.Protocol):
         self._timer = None
         if self.complete or self.closed or self.error is not None:
             return
-        if self._loop.time() - self._last_data >= self._read_timeout:
-            self._fail(UpstreamTimeout("read timeout"))
+        now = self._loop.time()
+        if now - self._last_data >= self._idle_timeout:
+            self._fail(httpx.ReadTimeout("read timeout: no data for AIGW_UPSTREAM_TIMEOUT_S"))
+            self.close()
+        elif (
+            self._head_room is not None
+            and self.first_byte_at
+            and now >= self.first_byte_at + self._head_deadline
+        ):
+            self._fail(
+                httpx.RemoteProtocolError("AIGW_UPSTREAM_BODY_DEADLINE_S exceeded in the response head")
+            )
             self.close()
         else:
             self._arm_timer()
@@ -143,18 +188,54 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                self._fd = sock.fileno()
+            except (OSError, AttributeError):
+                self._fd = -1
 
     def data_received(self, data: bytes) -> None:
-        self._got_bytes = True
+        if self.complete or self._headers is None or self.idle:
+            self._stray_bytes()
+            return
         self._last_data = self._loop.time()
+        if not self.first_byte_at:
+            self.first_byte_at = self._last_data
+        room = self._head_room
+        if room is not None and len(data) > room:
+            # Only what fits the head bound reaches the parser: a flood is never buffered whole.
+            head, data = data[:room], data[room:]
+            self._feed(head)
+            if self._head_room is not None and self.error is None:
+                self._fail(httpx.RemoteProtocolError("AIGW_MAX_UPSTREAM_HEAD_BYTES exceeded"))
+                self.close()
+                return
+        elif room is not None:
+            self._head_room = room - len(data)
+        if data and self.error is None and not self.closed:
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse_informational(101)
         except httptools.HttpParserError as exc:
-            self._fail(
-                UpstreamBodyError(f"invalid response: {exc}")
-                if self._headers_done()
-                else UpstreamUnreachable(str(exc))
-            )
+            if self.complete:  # garbage after a complete answer: dropped with the connection
+                self._stray_bytes()
+                return
+            if isinstance(exc.__context__, _TooManyFields):
+                message = f"more than {MAX_HEAD_FIELDS} header fields in the response head"
+            else:
+                message = f"invalid response: {exc}"
+            self._fail(httpx.RemoteProtocolError(message))
+            self.close()
+
+    def _stray_bytes(self) -> None:
+        """Bytes no request asked for (after a complete answer, or on an idle connection)."""
+        self.keep_alive = False
+        if self.idle or self._headers is None:
             self.close()
 
     def eof_received(self) -> bool:
@@ -165,30 +246,37 @@ class Connection(asyncio.Protocol):
         self.closed = True
         self._cancel_timer()
         self._pool.forget(self)
-        if was_closed or self.complete:
+        if was_closed or self.complete or self._headers is None or self.idle:
             return
-        if self._headers is None:
-            return  # idle in the pool
+        reason = type(exc).__name__ if exc else "closed"
         if not self._headers_done():
-            if not self._got_bytes and self.reused:
-                self._fail(StaleConnection(type(exc).__name__ if exc else "closed"))
-            else:
-                self._fail(UpstreamUnreachable(type(exc).__name__ if exc else "closed before the response"))
+            self._fail(httpx.RemoteProtocolError(f"server disconnected before the response ({reason})"))
         elif self._until_close and exc is None:
             self._message_done()
         else:
-            self._fail(UpstreamBodyError(type(exc).__name__ if exc else "closed before the body ended"))
+            self._fail(httpx.ReadError(f"connection lost before the body ended ({reason})"))
 
     # ---- parser callbacks ------------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._head_room is None or self.complete:
+            return  # trailers, or a second response: never part of the answer
+        if len(self._raw_headers) >= MAX_HEAD_FIELDS:
+            raise _TooManyFields
         self._raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
-        if 100 <= status < 200:  # informational (103 Early Hints): the answer is still to come
-            self._raw_headers = []
+        if self.complete or self._head_room is None:
+            self.keep_alive = False  # a second response in the same packet
             return
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:
+            if status in _SKIPPED_INFORMATIONAL:  # the answer is still to come
+                self._raw_headers = []
+            else:
+                self._refuse_informational(status)
+            return
+        self._head_room = None
         self.status = status
         self.keep_alive = self._parser.should_keep_alive()
         names = {name.lower() for name, _ in self._raw_headers}
@@ -210,10 +298,17 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
-        if self.status >= 200:
+        if self.status >= 200 and not self.complete:
             self._message_done()
 
     # ---- helpers ---------------------------------------------------------------------------------
+
+    def _refuse_informational(self, status: int) -> None:
+        if self.error is None:
+            self._fail(
+                httpx.RemoteProtocolError(f"upstream answered {status}, which a provider call never expects")
+            )
+        self.close()
 
     def _headers_done(self) -> bool:
         return self._headers is not None and self._headers.done()
@@ -228,107 +323,9 @@ class Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _fail(self, error: UpstreamError) -> None:
+    def _fail(self, error: httpx.TransportError) -> None:
         if self.error is None:
             self.error = error
         if self._headers is not None and not self._headers.done():
             self._headers.set_exception(error)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)  # read_chunk raises self.error
-
-
-class Response:
-    __slots__ = ("_connection", "_decoder", "headers", "raw_headers", "status_code")
-
-    def __init__(self, connection: Connection, raw_headers: list[tuple[bytes, bytes]]) -> None:
-        self._connection = connection
-        self.status_code = connection.status
-        self.raw_headers = raw_headers
-        self.headers = ResponseHeaders(raw_headers)
-        encoding = self.headers.get("content-encoding")
-        self._decoder = decoder_for(encoding) if isinstance(encoding, str) else None
-
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        connection = self._connection
-        decoder = self._decoder
-        while (chunk := await connection.read_chunk()) is not None:
-            if decoder is not None:
-                chunk = decode(decoder, chunk)
-            if chunk:
-                yield chunk
-        if decoder is not None and (tail := decoder.flush()):
-            yield tail
-
-    async def aread(self) -> bytes:
-        chunks = [chunk async for chunk in self.aiter_bytes()]
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    def close(self) -> None:
-        self._connection.finish()
-
-
-class Client:
-    def __init__(
-        self,
-        *,
-        limit: int,
-        keepalive_s: float,
-        connect_timeout_s: float,
-        read_timeout_s: float,
-        ssl_context: ssl.SSLContext,
-    ) -> None:
-        self._pool: Pool[Connection] = Pool(limit, keepalive_s)
-        self._connect_timeout = connect_timeout_s
-        self._read_timeout = read_timeout_s
-        self._ssl = ssl_context
-
-    async def request(
-        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, *, fresh: bool = False
-    ) -> Response:
-        key, host_header, target = parse_url(url)
-        head = request_head(method, target, host_header, headers, body)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._connect_timeout
-        while True:
-            connection = None if fresh else self._pool.take_idle(key, loop.time())
-            if connection is not None:
-                break
-            if self._pool.has_room():
-                connection = await self._connect(key)
-                break
-            await self._pool.wait_for_change(deadline)  # the pool is full: wait for a connection
-        try:
-            raw_headers = await connection.start(head, body, method == "HEAD")
-        except BaseException:
-            connection.close()
-            raise
-        return Response(connection, raw_headers)
-
-    async def _connect(self, key: tuple[str, str, int]) -> Connection:
-        scheme, host, port = key
-        self._pool.reserve()
-        connection = Connection(self._pool, key, self._read_timeout)
-        try:
-            async with asyncio.timeout(self._connect_timeout):
-                await asyncio.get_running_loop().create_connection(
-                    lambda: connection,
-                    host,
-                    port,
-                    ssl=self._ssl if scheme == "https" else None,
-                    server_hostname=host if scheme == "https" else None,
-                )
-        except TimeoutError:
-            self._pool.release_slot()
-            raise UpstreamTimeout("connect timeout") from None
-        except (OSError, ssl.SSLError) as exc:
-            self._pool.release_slot()
-            raise UpstreamUnreachable(type(exc).__name__) from exc
-        except BaseException:
-            self._pool.release_slot()
-            raise
-        self._pool.joined(connection)
-        return connection
-
-    def close(self) -> None:
-        self._pool.close_all()
+        self._wake()  # read_chunk raises self.error

@@ -7,9 +7,10 @@ import asyncio
 import collections
 from typing import Generic, Protocol, TypeVar
 
-from app.upstream.errors import UpstreamTimeout, UpstreamUnreachable
+import httpx
 
-Origin = tuple[str, str, int]  # scheme, host, port
+# scheme, host (or the address connected to), port, TLS server name when it differs from the host
+Origin = tuple[str, str, int, str | None]
 
 
 class Pooled(Protocol):
@@ -33,12 +34,12 @@ class Pool(Generic[C]):
     def __init__(self, limit: int, keepalive_s: float) -> None:
         self._limit = limit
         self._keepalive = keepalive_s
-        self._idle: dict[tuple[str, str, int], list[C]] = {}
+        self._idle: dict[Origin, list[C]] = {}
         self._open = 0
         self._members: set[C] = set()
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    def take_idle(self, key: tuple[str, str, int], now: float) -> C | None:
+    def take_idle(self, key: Origin, now: float) -> C | None:
         idle = self._idle.get(key)
         while idle:
             connection = idle.pop()  # the most recently used: least likely to have timed out
@@ -58,14 +59,14 @@ class Pool(Generic[C]):
         self._open += 1
 
     async def wait_for_change(self, deadline: float) -> None:
-        """Until a connection is put back or closed (or `deadline`: UpstreamTimeout)."""
+        """Until a connection is put back or closed (or `deadline`: httpx.PoolTimeout)."""
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
             async with asyncio.timeout_at(deadline):
                 await waiter
         except TimeoutError:
-            raise UpstreamTimeout("no free upstream connection") from None
+            raise httpx.PoolTimeout("no free upstream connection (AIGW_MAX_UPSTREAM_CONNECTIONS)") from None
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
@@ -84,7 +85,7 @@ class Pool(Generic[C]):
     def joined(self, connection: C) -> None:
         if connection.closed:  # closed by the server before we could use it
             self.release_slot()
-            raise UpstreamUnreachable("closed as it opened")
+            raise httpx.ConnectError("closed as it opened")
         self._members.add(connection)
 
     def put_back(self, connection: C) -> None:

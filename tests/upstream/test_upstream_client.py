@@ -84,21 +84,51 @@ async def post(client: UpstreamClient, url: str) -> bytes:
         await response.aclose()
 
 
-async def test_a_stale_pooled_connection_is_retried_once_on_a_fresh_one(stale_server: StaleServer) -> None:
+async def test_a_request_the_server_read_is_never_sent_again(stale_server: StaleServer) -> None:
+    """limits.md §3: the reused connection is reset or closed after the server read the request;
+    the request may have been acted on (billed), so it is not replayed on a fresh connection."""
     client = UpstreamClient(Settings(_env_file=None))  # type: ignore[call-arg]
     try:
         assert await post(client, stale_server.url) == b'{"ok":true}'
-        # The pooled connection is reused; the server resets or closes it instead of answering.
-        assert await post(client, stale_server.url) == b'{"ok":true}'
-        assert stale_server.connections == 2
-        assert stale_server.answered == 2
+        with pytest.raises(UpstreamUnreachable):
+            await post(client, stale_server.url)
+        assert stale_server.connections == 1  # no second connection carried it again
+        assert stale_server.answered == 1
     finally:
         await client.aclose()
 
 
+async def test_a_pooled_connection_closed_while_idle_is_not_written_to() -> None:
+    """A connection the server closed while it sat in the pool is found closed before the write,
+    so the request goes out once, on a new connection."""
+    connections = 0
+    requests = 0
+
+    async def answer_once_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections, requests
+        connections += 1
+        await read_request(reader)
+        requests += 1
+        writer.write(ANSWER)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()  # an idle keep-alive timeout, as uvicorn's or Node's
+
+    server = await asyncio.start_server(answer_once_then_close, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/chat/completions"
+    client = UpstreamClient(Settings(_env_file=None))  # type: ignore[call-arg]
+    try:
+        assert await post(client, url) == b'{"ok":true}'
+        await asyncio.sleep(0.3)
+        assert await post(client, url) == b'{"ok":true}'
+        assert (connections, requests) == (2, 2)
+    finally:
+        await client.aclose()
+        server.close()
+
+
 async def test_a_reset_on_a_fresh_connection_is_not_retried() -> None:
-    """Only a reused connection can be stale; a fresh one that is reset may have delivered the
-    request, so it is not sent again."""
+    """A fresh connection that is reset after the request was written is not tried again."""
     resets = 0
 
     async def reset_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -186,7 +216,7 @@ async def test_gzip_chunked_and_until_close_bodies_are_decoded() -> None:
     async with scripted(handler) as (client, base):
         assert await fetch(client, f"{base}/gzip") == (200, payload)
         assert await fetch(client, f"{base}/until-close") == (200, payload)
-    assert b"Accept-Encoding: gzip, deflate\r\n" in seen[0]
+    assert b"Accept-Encoding: gzip, deflate, br, zstd\r\n" in seen[0]
 
 
 async def test_head_answer_without_body_and_informational_answers_skipped() -> None:
