@@ -61,6 +61,8 @@ class Pipeline:
     ) -> None:
         self._settings = settings
         self._client = client
+        # Tenant-configured hosts (custom providers) may reach public addresses only (limits.md §1).
+        self._public_only = not settings.allow_private_destinations
         self._providers = providers
         self._limiter = limiter
         self._metrics = metrics
@@ -193,7 +195,7 @@ class Pipeline:
         try:
             request = self._client.build(
                 step.method, url, step.headers, step.body, account=run.request.account_id,
-                tenant_destination=getattr(run.provider, "tenant_destination", False),
+                tenant_destination=self._public_only and getattr(run.provider, "tenant_destination", False),
             )  # fmt: skip
             response, log.record.attempts = await send_with_retries(self._client, request, run.retry_policy())
         except (InvalidUpstreamRequest, DestinationRefused) as refused:

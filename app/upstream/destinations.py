@@ -36,6 +36,6 @@ async def pinned_to_public_address(request: httpx.Request) -> httpx.Request:
     extensions = {**request.extensions, "sni_hostname": host}
     # The `Host` header httpx made from the original URL stays, so the server sees its own name.
     return httpx.Request(
-        request.method, url.copy_with(host=str(address)), headers=request.headers, content=request.content,
+        request.method, url.copy_with(host=str(address)), headers=request.headers, stream=request.stream,
         extensions=extensions,
     )  # fmt: skip
