@@ -35,7 +35,8 @@ answers with a **scenario** chosen by
 | `204-then-200` | one write: a 204 head immediately followed by a complete 200 `hello` response |
 | `extra-after-body` | 200 `Content-Length: 2` body `{}` followed in the same write by a stray 200 response |
 | `trailers` | 200 chunked `{"ok":true}` with trailers `Set-Cookie: evil=1`, `X-Trailer: 1` (and `Trailer:`) |
-| `reset-after-read` | reads the request, then aborts with a TCP RST (SO_LINGER 0) without answering |
+| `reset-after-read` | reads the request, then aborts with a TCP RST (SO_LINGER 0) without answering; |
+|  | (over TLS, Python's ssl module reports the RST as a plain EOF) |
 | `close-after-read` | reads the request, then closes gracefully without answering |
 | `info-101` | `101 Switching Protocols` (websocket upgrade), some garbage bytes, close |
 | `info-100` `info-102` `info-103` | `100 Continue` / `102 Processing` / `103 Early Hints` + `Link`; `ok` |
@@ -490,6 +491,11 @@ class _Conn:
         self.writer.write(data)
         self.upstream._count_sent(len(data))
         await self.writer.drain()
+        # drain() does not yield unless the buffer is full. Over TLS, once the socket is dead the
+        # writes are dropped below the TLS layer (so the buffer never fills) and the TLS transport
+        # learns of the loss only from a loop callback: without this yield a flood spins forever
+        # and starves every other connection.
+        await asyncio.sleep(0)
 
     async def send_in_blocks(self, data: bytes) -> None:
         """Large payloads in 64 KiB writes, so a client that aborts stops us early."""
