@@ -1,0 +1,856 @@
+"""A hostile HTTP/1.1 upstream that breaks the protocol on purpose, to test the gateway's upstream client.
+
+`HostileUpstream` is a raw `asyncio.start_server` TCP server (no uvicorn, no h11: nothing between the
+scenario and the socket can tidy its bytes up) running its own event loop in a daemon thread on
+127.0.0.1 and an ephemeral port, plain or TLS (`ssl_context`, see tests/support/tls_certs.py).
+
+It parses each request properly (request line, headers, `Content-Length` or chunked body), records it
+(`.requests`, every byte received for `.saw()`), keeps the connection alive for further requests, and
+answers with a **scenario** chosen by
+
+1. the request header `x-hostile: NAME` (the name is matched case-insensitively), else
+2. a path segment after `/s/` in the target: `/v1/s/gzip-bomb/chat/completions` → `gzip-bomb`
+   (`/s/NAME:ARG/` also gives the argument, for clients that cannot add headers), else
+3. `ok`.
+
+`x-hostile-arg: N` (int or float) parameterises a scenario; the table gives its meaning and default.
+
+| scenario | what is sent |
+|---|---|
+| `ok` | 200 JSON chat completion (`HOSTILE_OK_JSON`), Content-Length, keep-alive |
+| `ok-sse` | 200 `text/event-stream`, chunked: 3 `chat.completion.chunk` events, `data: [DONE]` |
+| `echo-headers` | 200 JSON `{"headers": [[name, value], ...]}`, the request's headers as received |
+| `set-cookie` | `ok` plus `Set-Cookie: session=tenant-a; Path=/` |
+| `slow` | sleeps ARG s (2), then `ok` |
+| `drip` | JSON head with `Content-Length: 1000000`, then one byte every ARG s (0.2) until the peer goes |
+| `drip-sse` | `text/event-stream` head, chunked, then chunk `: drip\\n\\n` (SSE comment) every ARG s (0.2) |
+| `header-flood-bytes` | `HTTP/1.1 200 OK\\r\\nX-Big: ` then `a` forever (no CRLF), capped at ARG MiB (256) |
+| `header-flood-count` | 200 with ARG (100000) headers `X-H-<i>: v`, then `Content-Length: 2` body `{}` |
+| `gzip-bomb` `deflate-bomb` `raw-deflate-bomb` `br-bomb` `zstd-bomb` | 200 JSON with Content-Length, a body |
+|  | of ~1 MiB (gzip/deflate; br and zstd are far smaller) inflating to ARG GiB (1) of `0` |
+| `gzip-bomb-sse` | the gzip bomb as `text/event-stream`, inflating to `data: ` + endless `0` (no newline) |
+| `sse-huge-event` | `text/event-stream`, chunked: `data: {"x":1}\\n\\n`, then `data: ` + endless `a` |
+| `endless-body` | 200 JSON head, neither Content-Length nor Transfer-Encoding, endless 64 KiB blocks |
+| `endless-chunked` | 200 JSON head, chunked, 64 KiB chunks forever (these three: cap ARG MiB if given) |
+| `204-then-200` | one write: a 204 head immediately followed by a complete 200 `hello` response |
+| `extra-after-body` | 200 `Content-Length: 2` body `{}` followed in the same write by a stray 200 response |
+| `trailers` | 200 chunked `{"ok":true}` with trailers `Set-Cookie: evil=1`, `X-Trailer: 1` (and `Trailer:`) |
+| `reset-after-read` | reads the request, then aborts with a TCP RST (SO_LINGER 0) without answering; |
+|  | (over TLS, Python's ssl module reports the RST as a plain EOF) |
+| `close-after-read` | reads the request, then closes gracefully without answering |
+| `info-101` | `101 Switching Protocols` (websocket upgrade), some garbage bytes, close |
+| `info-100` `info-102` `info-103` | `100 Continue` / `102 Processing` / `103 Early Hints` + `Link`; `ok` |
+| `gzip-gzip` | `Content-Encoding: gzip, gzip`, body gzip(gzip(json)) |
+| `two-encodings` | two headers `Content-Encoding: gzip` and `Content-Encoding: br`, body br(gzip(json)) |
+| `gzip` `br` `zstd` `deflate` `raw-deflate` | the ok JSON in that one coding (`raw-deflate`: as `deflate`) |
+| `te-gzip-chunked` | `Transfer-Encoding: gzip, chunked`: chunked framing of gzip(json) |
+| `unknown-encoding` | `Content-Encoding: snappy` with some bytes |
+
+Responses that break the framing (`204-then-200`, `extra-after-body`) leave the connection open, so
+a client that reuses it reads the stray bytes as the answer to its next request: that is the test.
+Floods and drips stop quietly when the peer goes (no traceback); a request with `Connection: close`
+gets its answer and then the connection is closed (the forward proxy relies on that).
+
+Bomb payloads are built once per (kind, size) and cached at module level (`bomb_payload`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import re
+import socket
+import ssl
+import struct
+import threading
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from types import TracebackType
+from typing import Any, Self
+
+import brotli
+import zstandard
+
+__all__ = [
+    "HOSTILE_OK_JSON",
+    "SCENARIOS",
+    "AsyncioServerThread",
+    "BadRequest",
+    "HostileUpstream",
+    "HttpReader",
+    "RawRequest",
+    "bomb_payload",
+    "read_request",
+]
+
+HOSTILE_OK_JSON: bytes = (
+    b'{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}'
+)
+
+KiB = 1024
+MiB = 1024 * KiB
+FLOOD_BLOCK = 64 * KiB
+MAX_RECORDED_BYTES = 16 * MiB  # all connections together; `saw()` looks at these only
+MAX_HEAD_BYTES = 1 * MiB  # request line + headers
+MAX_BODY_BYTES = 64 * MiB
+
+# Network errors that mean "the peer went away": a hostile scenario stops quietly on these.
+_GONE = (ConnectionError, OSError, asyncio.IncompleteReadError, EOFError)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading HTTP/1.1 requests off a stream (shared with tests/support/forward_proxy.py).
+# --------------------------------------------------------------------------------------------------
+
+
+class BadRequest(Exception):
+    """The peer sent something that is not an HTTP/1.1 request we can parse."""
+
+
+class HttpReader:
+    """Buffered reads over a StreamReader; every byte taken from the socket is passed to `on_bytes`.
+
+    Reading through our own buffer (rather than `StreamReader.readuntil`) is what lets the server
+    record the raw bytes exactly as they arrived, and bound the head without StreamReader's limit.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, on_bytes: Callable[[bytes], None] | None = None) -> None:
+        self._reader = reader
+        self._on_bytes = on_bytes
+        self._buf = bytearray()
+
+    async def _fill(self) -> bool:
+        data = await self._reader.read(FLOOD_BLOCK)
+        if not data:
+            return False
+        if self._on_bytes is not None:
+            self._on_bytes(data)
+        self._buf += data
+        return True
+
+    async def at_eof(self) -> bool:
+        """True if the peer closed and nothing is left in the buffer (waits for bytes otherwise)."""
+        return not self._buf and not await self._fill()
+
+    async def read_until(self, delim: bytes, limit: int) -> bytes:
+        """Bytes up to and including `delim`; BadRequest past `limit` bytes or at EOF."""
+        start = 0
+        while True:
+            at = self._buf.find(delim, start)
+            if at >= 0:
+                end = at + len(delim)
+                out = bytes(self._buf[:end])
+                del self._buf[:end]
+                return out
+            if len(self._buf) > limit:
+                raise BadRequest(f"no {delim!r} within {limit} bytes")
+            start = max(0, len(self._buf) - len(delim) + 1)
+            if not await self._fill():
+                raise BadRequest("connection closed mid-request")
+
+    async def read_exact(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            if not await self._fill():
+                raise BadRequest("connection closed mid-body")
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def take_buffered(self) -> bytes:
+        """Whatever was read past the last request (e.g. a TLS ClientHello sent right after CONNECT)."""
+        out = bytes(self._buf)
+        self._buf.clear()
+        return out
+
+
+@dataclass
+class RawRequest:
+    """One complete request as the hostile server parsed it."""
+
+    method: str
+    target: str  # as on the request line: origin-form, absolute-form or authority-form
+    headers: list[tuple[str, str]]  # in order, names as sent
+    body: bytes  # de-chunked
+    connection: int  # 0-based index of the TCP connection it came on (since the last reset)
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (case-insensitive), or None."""
+        lname = name.lower()
+        return next((v for k, v in self.headers if k.lower() == lname), None)
+
+
+async def read_request(reader: HttpReader, connection: int = 0) -> tuple[RawRequest, bytes] | None:
+    """Read one request: (parsed request, body bytes as framed on the wire); None at a clean EOF.
+
+    Raises BadRequest for anything unparseable, so a caller can answer 400 and close.
+    """
+    if await reader.at_eof():
+        return None
+    head = await reader.read_until(b"\r\n\r\n", MAX_HEAD_BYTES)
+    # RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request line.
+    lines = head.lstrip(b"\r\n").decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        raise BadRequest(f"bad request line {lines[0]!r}")
+    method, target, _version = parts
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise BadRequest(f"bad header line {line!r}")
+        headers.append((name, value.strip(" \t")))
+    lower = {k.lower(): v for k, v in headers}
+    raw_body = b""
+    body = b""
+    if "chunked" in lower.get("transfer-encoding", "").lower():
+        pieces: list[bytes] = []
+        wire: list[bytes] = []
+        total = 0
+        while True:
+            size_line = await reader.read_until(b"\r\n", 4 * KiB)
+            wire.append(size_line)
+            try:
+                size = int(size_line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise BadRequest(f"bad chunk size {size_line!r}") from None
+            if size == 0:
+                while True:  # trailer section, ends with an empty line
+                    trailer = await reader.read_until(b"\r\n", MAX_HEAD_BYTES)
+                    wire.append(trailer)
+                    if trailer == b"\r\n":
+                        break
+                break
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise BadRequest("chunked body too large")
+            chunk = await reader.read_exact(size + 2)
+            if not chunk.endswith(b"\r\n"):
+                raise BadRequest("chunk not followed by CRLF")
+            wire.append(chunk)
+            pieces.append(chunk[:-2])
+        body, raw_body = b"".join(pieces), b"".join(wire)
+    elif "content-length" in lower:
+        try:
+            length = int(lower["content-length"])
+        except ValueError:
+            raise BadRequest("bad Content-Length") from None
+        if not 0 <= length <= MAX_BODY_BYTES:
+            raise BadRequest("bad Content-Length")
+        body = raw_body = await reader.read_exact(length)
+    return RawRequest(method, target, headers, body, connection), raw_body
+
+
+# --------------------------------------------------------------------------------------------------
+# AsyncioServerThread: an asyncio.start_server on its own loop, in a daemon thread.
+# --------------------------------------------------------------------------------------------------
+
+
+def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Peers vanishing is the point of these servers: do not print tracebacks for it."""
+    if isinstance(context.get("exception"), (*_GONE, asyncio.CancelledError)):
+        return
+    loop.default_exception_handler(context)
+
+
+class AsyncioServerThread:
+    """Base for raw asyncio servers on 127.0.0.1: subclasses implement `_serve(reader, writer)`.
+
+    The listening socket is bound before the thread starts, so `.port` is known at once and there is
+    no race for it. `stop()` cancels every connection handler (floods and drips included) and waits.
+    """
+
+    name = "asyncio-server"
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.ssl_context = ssl_context
+        self.port: int = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        if not self.port:
+            raise RuntimeError(f"{self.name} not started")
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            writer.transport.abort()  # stopping: do not wait to flush a flood's buffer
+            raise
+        except _GONE:
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.transport.close()
+
+    def start(self) -> Self:
+        if self._thread is not None:
+            raise RuntimeError(f"{self.name} already started")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(_quiet_exception_handler)
+        self._loop = loop
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                self._server = loop.run_until_complete(
+                    asyncio.start_server(self._on_connect, sock=sock, ssl=self.ssl_context, backlog=128)
+                )
+            except BaseException as exc:
+                self._error = exc
+                sock.close()
+                loop.close()
+                ready.set()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"{self.name}:{self.port}", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if self._error is not None:
+            self._thread = None
+            raise RuntimeError(f"{self.name} failed to start") from self._error
+        return self
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def stop(self) -> None:
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------------------------------
+# Payloads.
+# --------------------------------------------------------------------------------------------------
+
+_ZERO_BLOCK = b"0" * MiB
+_BOMB_KINDS = ("gzip", "deflate", "raw-deflate", "br", "zstd", "gzip-sse")
+
+
+def _deflate_blocks(prefix: bytes, n_blocks: int) -> tuple[bytes, int]:
+    """Raw deflate of `prefix` + `n_blocks` MiB of b"0", and the crc32 of that content.
+
+    Each block is ended with Z_FULL_FLUSH, which makes the compressed output of a block independent
+    of everything before it: so the 1 MiB block is compressed once and its output repeated, instead
+    of deflating a whole GiB (4 s at level 9). The result is a valid stream, byte for byte what
+    compressing block after block with full flushes would give.
+    """
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = co.compress(prefix) + co.flush(zlib.Z_FULL_FLUSH) if prefix else b""
+    block = co.compress(_ZERO_BLOCK) + co.flush(zlib.Z_FULL_FLUSH)
+    tail = co.flush(zlib.Z_FINISH)
+    crc = zlib.crc32(prefix)
+    for _ in range(n_blocks):
+        crc = zlib.crc32(_ZERO_BLOCK, crc)
+    return head + block * n_blocks + tail, crc
+
+
+@lru_cache(maxsize=16)
+def bomb_payload(kind: str, gib: float = 1.0) -> bytes:
+    """Compressed body inflating to `gib` GiB of b"0" (`gzip-sse`: b"data: " then the zeros).
+
+    `kind` is one of gzip, deflate (zlib-wrapped), raw-deflate, br, zstd, gzip-sse. Cached per
+    (kind, size): the gzip one costs ~0.4 s (its crc32), br and zstd ~0.2 s.
+    """
+    n_blocks = max(1, round(gib * 1024))
+    if kind in ("gzip", "gzip-sse"):
+        prefix = b"data: " if kind == "gzip-sse" else b""
+        raw, crc = _deflate_blocks(prefix, n_blocks)
+        size = (len(prefix) + n_blocks * MiB) & 0xFFFFFFFF
+        # gzip member: magic, CM=deflate, no flags, mtime 0, XFL 2 (max compression), OS unknown.
+        return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + raw + struct.pack("<II", crc, size)
+    if kind == "raw-deflate":
+        return _deflate_blocks(b"", n_blocks)[0]
+    if kind == "deflate":
+        raw = _deflate_blocks(b"", n_blocks)[0]
+        adler = 1
+        for _ in range(n_blocks):
+            adler = zlib.adler32(_ZERO_BLOCK, adler)
+        return b"\x78\xda" + raw + struct.pack(">I", adler)  # zlib header for level 9
+    if kind == "br":
+        br = brotli.Compressor(quality=1)
+        out = [br.process(_ZERO_BLOCK) for _ in range(n_blocks)]
+        return b"".join([*out, br.finish()])
+    if kind == "zstd":
+        zc = zstandard.ZstdCompressor(level=1).compressobj()
+        out = [zc.compress(_ZERO_BLOCK) for _ in range(n_blocks)]
+        return b"".join([*out, zc.flush()])
+    raise ValueError(f"unknown bomb kind {kind!r} (one of {', '.join(_BOMB_KINDS)})")
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _sse_chunk_event(delta: dict[str, Any], finish: str | None, usage: bool = False) -> bytes:
+    event: dict[str, Any] = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    if usage:
+        event["usage"] = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+    return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
+
+
+_OK_SSE_EVENTS = [
+    _sse_chunk_event({"role": "assistant", "content": ""}, None),
+    _sse_chunk_event({"content": "hello"}, None),
+    _sse_chunk_event({}, "stop", usage=True),
+    b"data: [DONE]\n\n",
+]
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    co = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return co.compress(data) + co.flush()
+
+
+def _response(status: str, headers: list[tuple[str, str]], body: bytes = b"") -> bytes:
+    """A response with Content-Length (unless the headers say chunked)."""
+    head = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in headers)]
+    if not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in headers):
+        head.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+_JSON = ("Content-Type", "application/json")
+_SSE = ("Content-Type", "text/event-stream")
+_CHUNKED = ("Transfer-Encoding", "chunked")
+_OK = _response("200 OK", [_JSON], HOSTILE_OK_JSON)
+
+
+# --------------------------------------------------------------------------------------------------
+# The hostile server.
+# --------------------------------------------------------------------------------------------------
+
+
+class _Conn:
+    """One accepted connection: counted writes that fail fast once the peer is gone."""
+
+    def __init__(self, upstream: HostileUpstream, index: int, writer: asyncio.StreamWriter) -> None:
+        self.upstream = upstream
+        self.index = index
+        self.writer = writer
+
+    async def send(self, data: bytes) -> None:
+        # A closing transport drops writes silently (and warns after a few): treat it as gone.
+        if self.writer.transport.is_closing():
+            raise ConnectionResetError("peer gone")
+        self.writer.write(data)
+        self.upstream._count_sent(len(data))
+        await self.writer.drain()
+        # drain() does not yield unless the buffer is full. Over TLS, once the socket is dead the
+        # writes are dropped below the TLS layer (so the buffer never fills) and the TLS transport
+        # learns of the loss only from a loop callback: without this yield a flood spins forever
+        # and starves every other connection.
+        await asyncio.sleep(0)
+
+    async def send_in_blocks(self, data: bytes) -> None:
+        """Large payloads in 64 KiB writes, so a client that aborts stops us early."""
+        for at in range(0, len(data), FLOOD_BLOCK):
+            await self.send(data[at : at + FLOOD_BLOCK])
+
+    async def flood(self, block: bytes, cap_bytes: float | None) -> None:
+        """Write `block` until the peer goes (or `cap_bytes` is reached)."""
+        sent = 0
+        while cap_bytes is None or sent < cap_bytes:
+            await self.send(block)
+            sent += len(block)
+
+    def reset(self) -> None:
+        """Abort with a TCP RST: SO_LINGER on with a 0 s timeout makes close() reset."""
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
+
+
+# A scenario answers one request; it returns True to keep the connection for the next one.
+Scenario = Callable[[_Conn, RawRequest, float | None], Awaitable[bool]]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def _scenario(*names: str) -> Callable[[Scenario], Scenario]:
+    def register(fn: Scenario) -> Scenario:
+        for name in names:
+            SCENARIOS[name] = fn
+        return fn
+
+    return register
+
+
+def _mib(arg: float | None) -> float | None:
+    return None if arg is None else arg * MiB
+
+
+@_scenario("ok")
+async def _ok(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    await conn.send(_OK)
+    return True
+
+
+@_scenario("ok-sse")
+async def _ok_sse(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    await conn.send(_response("200 OK", [_SSE, ("Cache-Control", "no-cache"), _CHUNKED]))
+    for event in _OK_SSE_EVENTS:
+        await conn.send(_chunk(event))
+    await conn.send(b"0\r\n\r\n")
+    return True
+
+
+@_scenario("echo-headers")
+async def _echo_headers(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    body = json.dumps({"headers": [[k, v] for k, v in req.headers]}).encode()
+    await conn.send(_response("200 OK", [_JSON], body))
+    return True
+
+
+@_scenario("set-cookie")
+async def _set_cookie(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    await conn.send(_response("200 OK", [_JSON, ("Set-Cookie", "session=tenant-a; Path=/")], HOSTILE_OK_JSON))
+    return True
+
+
+@_scenario("slow")
+async def _slow(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    await asyncio.sleep(2.0 if arg is None else arg)
+    await conn.send(_OK)
+    return True
+
+
+@_scenario("drip")
+async def _drip(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    await conn.send(_response("200 OK", [_JSON, ("Content-Length", "1000000")]))
+    for _ in range(1_000_000):
+        await asyncio.sleep(0.2 if arg is None else arg)
+        await conn.send(b" ")  # JSON whitespace: valid, never-finishing
+    return True
+
+
+@_scenario("drip-sse")
+async def _drip_sse(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    await conn.send(_response("200 OK", [_SSE, _CHUNKED]))
+    while True:
+        await asyncio.sleep(0.2 if arg is None else arg)
+        await conn.send(_chunk(b": drip\n\n"))  # an SSE comment: bytes flow, no event ever ends
+
+
+@_scenario("header-flood-bytes")
+async def _header_flood_bytes(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    await conn.send(b"HTTP/1.1 200 OK\r\nX-Big: ")
+    await conn.flood(b"a" * FLOOD_BLOCK, (256 if arg is None else arg) * MiB)
+    return False
+
+
+@_scenario("header-flood-count")
+async def _header_flood_count(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    count = 100_000 if arg is None else int(arg)
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H-%d: v\r\n" % i for i in range(count))
+    await conn.send_in_blocks(head + b"Content-Length: 2\r\n\r\n{}")
+    return True
+
+
+async def _send_bomb(conn: _Conn, kind: str, coding: str, content_type: str, arg: float | None) -> bool:
+    # Built off the loop: the first build of a kind takes a fraction of a second.
+    payload = await asyncio.to_thread(bomb_payload, kind, 1.0 if arg is None else arg)
+    headers = [
+        ("Content-Type", content_type),
+        ("Content-Encoding", coding),
+        ("Content-Length", str(len(payload))),
+    ]
+    await conn.send(_response("200 OK", headers))
+    await conn.send_in_blocks(payload)
+    return True
+
+
+def _bomb(name: str, kind: str, coding: str, content_type: str = "application/json") -> None:
+    async def scenario(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+        return await _send_bomb(conn, kind, coding, content_type, arg)
+
+    SCENARIOS[name] = scenario
+
+
+_bomb("gzip-bomb", "gzip", "gzip")
+_bomb("deflate-bomb", "deflate", "deflate")
+_bomb("raw-deflate-bomb", "raw-deflate", "deflate")
+_bomb("br-bomb", "br", "br")
+_bomb("zstd-bomb", "zstd", "zstd")
+_bomb("gzip-bomb-sse", "gzip-sse", "gzip", "text/event-stream")
+
+
+@_scenario("sse-huge-event")
+async def _sse_huge_event(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    await conn.send(_response("200 OK", [_SSE, _CHUNKED]) + _chunk(b'data: {"x":1}\n\n') + _chunk(b"data: "))
+    await conn.flood(_chunk(b"a" * FLOOD_BLOCK), _mib(arg))
+    return False
+
+
+@_scenario("endless-body")
+async def _endless_body(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    await conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")  # read-until-close
+    await conn.flood(b"0" * FLOOD_BLOCK, _mib(arg))
+    return False
+
+
+@_scenario("endless-chunked")
+async def _endless_chunked(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    await conn.send(_response("200 OK", [_JSON, _CHUNKED]))
+    await conn.flood(_chunk(b"0" * FLOOD_BLOCK), _mib(arg))
+    return False
+
+
+@_scenario("204-then-200")
+async def _204_then_200(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    await conn.send(
+        b"HTTP/1.1 204 No Content\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello"
+    )
+    return True
+
+
+@_scenario("extra-after-body")
+async def _extra_after_body(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    await conn.send(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad"
+    )
+    return True
+
+
+@_scenario("trailers")
+async def _trailers(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    head = _response("200 OK", [_JSON, _CHUNKED, ("Trailer", "Set-Cookie, X-Trailer")])
+    await conn.send(head + _chunk(b'{"ok":true}') + b"0\r\nSet-Cookie: evil=1\r\nX-Trailer: 1\r\n\r\n")
+    return True
+
+
+@_scenario("reset-after-read")
+async def _reset_after_read(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    conn.reset()
+    return False
+
+
+@_scenario("close-after-read")
+async def _close_after_read(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    return False
+
+
+@_scenario("info-101")
+async def _info_101(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    await conn.send(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        b"\x81\x05hello\x00\xff\xfe not http at all \x88\x00"
+    )
+    return False
+
+
+def _info_then_ok(interim: bytes) -> Scenario:
+    async def scenario(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+        await conn.send(interim)  # a separate write: the client sees the interim head on its own
+        await conn.send(_OK)
+        return True
+
+    return scenario
+
+
+SCENARIOS["info-100"] = _info_then_ok(b"HTTP/1.1 100 Continue\r\n\r\n")
+SCENARIOS["info-102"] = _info_then_ok(b"HTTP/1.1 102 Processing\r\n\r\n")
+SCENARIOS["info-103"] = _info_then_ok(
+    b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n"
+)
+
+
+def _encoded(codings: list[str], body: bytes) -> Scenario:
+    """The ok JSON with `Content-Encoding` header(s) `codings` and an already encoded `body`."""
+    response = _response("200 OK", [_JSON, *(("Content-Encoding", c) for c in codings)], body)
+
+    async def scenario(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+        await conn.send(response)
+        return True
+
+    return scenario
+
+
+_GZ = gzip.compress(HOSTILE_OK_JSON, mtime=0)
+SCENARIOS["gzip"] = _encoded(["gzip"], _GZ)
+SCENARIOS["gzip-gzip"] = _encoded(["gzip, gzip"], gzip.compress(_GZ, mtime=0))
+# Codings are listed in the order applied (RFC 9110 8.4): gzip first, then br; decode br first.
+SCENARIOS["two-encodings"] = _encoded(["gzip", "br"], brotli.compress(_GZ))
+SCENARIOS["br"] = _encoded(["br"], brotli.compress(HOSTILE_OK_JSON))
+SCENARIOS["zstd"] = _encoded(["zstd"], zstandard.ZstdCompressor().compress(HOSTILE_OK_JSON))
+SCENARIOS["deflate"] = _encoded(["deflate"], zlib.compress(HOSTILE_OK_JSON))
+SCENARIOS["raw-deflate"] = _encoded(["deflate"], _raw_deflate(HOSTILE_OK_JSON))
+SCENARIOS["unknown-encoding"] = _encoded(["snappy"], b"\xff\x06\x00\x00sNaPpY\x01\x0b\x00\x00not json")
+
+
+@_scenario("te-gzip-chunked")
+async def _te_gzip_chunked(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
+    head = _response("200 OK", [_JSON, ("Transfer-Encoding", "gzip, chunked")])
+    await conn.send(head + _chunk(_GZ) + b"0\r\n\r\n")
+    return True
+
+
+_PATH_SCENARIO = re.compile(r"/s/([A-Za-z0-9_.-]+)(?::([0-9.]+))?(?=[/?#]|$)")
+
+
+def pick_scenario(req: RawRequest) -> tuple[str, float | None]:
+    """(scenario name, argument) for a request: `x-hostile`, else `/s/NAME[:ARG]` in the target, else ok."""
+    name: str | None = req.header("x-hostile")
+    arg_text = req.header("x-hostile-arg")
+    if name is None:
+        match = _PATH_SCENARIO.search(req.target)
+        if match:
+            name = match.group(1)
+            arg_text = arg_text if arg_text is not None else match.group(2)
+    arg = float(arg_text) if arg_text not in (None, "") else None
+    return (name or "ok").strip().lower(), arg
+
+
+class HostileUpstream(AsyncioServerThread):
+    """Hostile HTTP/1.1 server; see the module docstring for the scenarios.
+
+    Use as a context manager or call start()/stop(). All recorded state is safe to read from the
+    test thread while the server runs.
+    """
+
+    name = "hostile-upstream"
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(ssl_context)
+        self._lock = threading.Lock()
+        self._connections = 0
+        self._requests: list[RawRequest] = []
+        self._received: dict[int, bytearray] = {}
+        self._received_total = 0
+        self._sent = 0
+
+    # ---- recorded state --------------------------------------------------------------------------
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted since the last reset (TLS: handshakes completed)."""
+        with self._lock:
+            return self._connections
+
+    @property
+    def requests(self) -> list[RawRequest]:
+        """A snapshot of every complete request parsed since the last reset, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def saw(self, needle: bytes) -> bool:
+        """Whether the bytes received on any one connection contain `needle` (first 16 MiB in all)."""
+        with self._lock:
+            return any(needle in buf for buf in self._received.values())
+
+    def bytes_sent(self) -> int:
+        """Bytes handed to the transports: with a client that stops reading, this stops growing."""
+        with self._lock:
+            return self._sent
+
+    def reset(self) -> None:
+        """Forget requests, received bytes and counters. Connections open across a reset keep their
+        old index in `RawRequest.connection`; new ones count from 0 again."""
+        with self._lock:
+            self._connections = 0
+            self._requests.clear()
+            self._received.clear()
+            self._received_total = 0
+            self._sent = 0
+
+    def _count_sent(self, n: int) -> None:
+        with self._lock:
+            self._sent += n
+
+    def _record_bytes(self, index: int, data: bytes) -> None:
+        with self._lock:
+            room = MAX_RECORDED_BYTES - self._received_total
+            if room <= 0:
+                return
+            kept = data[:room]
+            self._received.setdefault(index, bytearray()).extend(kept)
+            self._received_total += len(kept)
+
+    # ---- serving ---------------------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with self._lock:
+            index = self._connections
+            self._connections += 1
+        stream = HttpReader(reader, lambda data: self._record_bytes(index, data))
+        conn = _Conn(self, index, writer)
+        while True:
+            try:
+                parsed = await read_request(stream, index)
+            except BadRequest as exc:
+                await conn.send(
+                    _response("400 Bad Request", [("Content-Type", "text/plain")], str(exc).encode())
+                )
+                return
+            if parsed is None:
+                return
+            req = parsed[0]
+            with self._lock:
+                self._requests.append(req)
+            name, arg = pick_scenario(req)
+            scenario = SCENARIOS.get(name)
+            if scenario is None:
+                body = json.dumps({"error": f"unknown hostile scenario {name!r}"}).encode()
+                await conn.send(_response("404 Not Found", [_JSON], body))
+                keep = True
+            else:
+                keep = await scenario(conn, req, arg)
+            if not keep or (req.header("connection") or "").strip().lower() == "close":
+                return
