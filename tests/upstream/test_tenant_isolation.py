@@ -17,7 +17,9 @@ from tests.support.helpers import create_gateway, error_of, openai_step, running
 SLOW_MS = 3000
 
 
-def test_an_account_at_its_bound_does_not_slow_another_account(tmp_path: Path, upstream: FakeUpstream) -> None:
+def test_an_account_at_its_bound_does_not_slow_another_account(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
     settings = {
         "max_upstream_connections": 8,
         "max_upstream_connections_per_account": 4,
