@@ -3,7 +3,8 @@ used as `custom-{slug}` in provider paths, universal steps and compat model pref
 
 Custom providers belong to the account, not to one gateway: reading them needs `read`, changing
 them needs `edit` on every gateway (a token limited to some gateways cannot add an upstream the
-others would serve).
+others would serve). A base URL must be https and must not name a private address literally
+(`app/db/custom_providers.py`), unless the development setting allows private destinations.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def _every_gateway(principal: Principal) -> None:
         )
 
 
-def _https_rule(settings: Settings, base_url: str | None) -> None:
+def _destination_rule(settings: Settings, base_url: str | None) -> None:
+    """https, and no literal private address, unless `AIGW_ALLOW_PRIVATE_DESTINATIONS` (400 / 1001)."""
     if base_url is None:
         return
     try:
@@ -78,7 +80,7 @@ async def create_custom_provider(
     invalidation: InvalidationDep,
 ) -> dict[str, Any]:
     _every_gateway(principal)
-    _https_rule(settings, body.base_url)
+    _destination_rule(settings, body.base_url)
     try:
         row = await customs.create_provider(session, account_id, body)
     except SlugTaken as exc:
@@ -122,7 +124,7 @@ async def update_custom_provider(
     invalidation: InvalidationDep,
 ) -> dict[str, Any]:
     _every_gateway(principal)
-    _https_rule(settings, body.base_url)
+    _destination_rule(settings, body.base_url)
     row = await customs.update_provider(session, await _existing(session, account_id, provider_id), body)
     await invalidation.changed(Change("custom", account_id))
     return ok(CustomProviderPublic.model_validate(row))

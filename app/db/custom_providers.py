@@ -1,12 +1,14 @@
 """An account's custom providers (`custom-{slug}`): schemas and queries.
 
-`base_url` must be https. Plain http is refused, except to a loopback host when the development
-setting `AIGW_ALLOW_HTTP_CUSTOM_PROVIDERS=true` allows it (tests, a local model server).
+`base_url` must be https, and a host written as a literal loopback, private, link-local,
+unspecified or multicast address (`10.0.0.1`, `[::ffff:10.0.0.1]`, `127.1`) is refused. Host names
+are accepted here: the upstream client checks the address a name resolves to when it connects
+(the provider is a `tenant_destination`). The development setting
+`AIGW_ALLOW_PRIVATE_DESTINATIONS=true` lifts both rules (tests, a local model server).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -17,6 +19,7 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from ulid import ULID
 
+from app.core.addresses import is_refused_address, literal_address
 from app.db.fields import UtcDatetime
 from app.db.models import CustomProvider, utcnow
 
@@ -28,34 +31,36 @@ class SlugTaken(Exception):
     pass
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def check_base_url(value: str, allow_private: bool) -> str:
+    """The base URL as stored (no trailing `/`); ValueError says what is wrong with it."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        parts = urlsplit(value)
+        host = parts.hostname
+        _ = parts.port  # a port that is not a number raises here
     except ValueError:
-        return False
-
-
-def check_base_url(value: str, allow_http_loopback: bool) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an absolute https:// URL") from None
+    if parts.scheme not in ("https", "http") or not host:
         raise ValueError("must be an absolute https:// URL")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ValueError("must not contain credentials, a query or a fragment")
-    if parts.scheme == "http" and not (allow_http_loopback and _is_loopback(parts.hostname)):
-        raise ValueError("must use https (http is allowed only to loopback, in development)")
+    if allow_private:
+        return value.rstrip("/")
+    if parts.scheme == "http":
+        raise ValueError("must use https (http is allowed only with AIGW_ALLOW_PRIVATE_DESTINATIONS)")
+    address = literal_address(host)
+    if address is not None and is_refused_address(address):
+        raise ValueError(f"{host} is a loopback, private, link-local or otherwise non-public address")
     return value.rstrip("/")
 
 
 class _CustomProviderInput(SQLModel):
-    """The https rule depends on a setting, so the router applies `check_base_url` itself; here
-    only the URL's form is checked."""
+    """The https and address rules depend on a setting, so the router applies `check_base_url`
+    itself; here only the URL's form is checked."""
 
     @field_validator("base_url", check_fields=False)
     @classmethod
     def _base_url(cls, value: str | None) -> str | None:
-        return None if value is None else check_base_url(value, allow_http_loopback=True)
+        return None if value is None else check_base_url(value, allow_private=True)
 
 
 class CustomProviderCreate(_CustomProviderInput):

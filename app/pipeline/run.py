@@ -18,6 +18,7 @@ from app.pipeline.cache_slot import CacheSlot, CacheSlots
 from app.pipeline.collaborators import GatewaySource, PipelineMetrics, ProviderSource, RecordSink
 from app.pipeline.compat import compat_error_result, to_openai_format
 from app.pipeline.recording import Recorder, StepLog
+from app.pipeline.request_checks import check_steps
 from app.pipeline.retry import send_with_retries
 from app.pipeline.step import StepRun, plan_steps
 from app.pipeline.stream import ReplayStream, UpstreamStream
@@ -81,6 +82,7 @@ class Pipeline:
         providers = [
             await self._providers.provider(request.account_id, step.provider) for step in request.steps
         ]
+        check_steps(request.steps, providers)  # 2010 before any call: endpoints, headers, host segments
         runs = plan_steps(request, gateway, authenticated, providers)
         await self._enforce_rate_limit(runs[0])
         for run, translation in zip(runs, translations, strict=True):
@@ -195,7 +197,7 @@ class Pipeline:
         try:
             request = self._client.build(
                 step.method, url, step.headers, step.body, account=run.request.account_id,
-                tenant_destination=self._public_only and getattr(run.provider, "tenant_destination", False),
+                tenant_destination=self._public_only and run.provider.tenant_destination,
             )  # fmt: skip
             response, log.record.attempts = await send_with_retries(self._client, request, run.retry_policy())
         except (InvalidUpstreamRequest, DestinationRefused) as refused:

@@ -5,30 +5,38 @@ from __future__ import annotations
 import re
 
 from app.core.errors import UnknownProvider
-from app.providers.base import Provider, template_part
+from app.providers.base import Provider, Template, leading_segments
 
 _BEARER = ("authorization",)
+_AZURE_NAMES = ("resource", "deployment")
+_BEDROCK_NAMES = ("service", "region")
+# The first `locations/{region}` of a Vertex path (`v1/projects/{project}/locations/{region}/…`).
+_VERTEX_REGION = re.compile(r"(?:^|/)locations/([^/]*)")
+
+AZURE = Template(
+    split=lambda endpoint: leading_segments(endpoint, "azure-openai", _AZURE_NAMES),
+    build=lambda v: f"https://{v['resource']}.openai.azure.com/openai/deployments/{v['deployment']}",
+    host_suffix=".openai.azure.com",
+)
+BEDROCK = Template(
+    split=lambda endpoint: leading_segments(endpoint, "aws-bedrock", _BEDROCK_NAMES),
+    build=lambda v: f"https://{v['service']}.{v['region']}.amazonaws.com",
+    host_suffix=".amazonaws.com",
+)
 
 
-def _azure(endpoint: str) -> tuple[str, str]:
-    (resource, deployment), rest = template_part(endpoint, "azure-openai", 2)
-    return f"https://{resource}.openai.azure.com/openai/deployments/{deployment}", rest
-
-
-def _bedrock(endpoint: str) -> tuple[str, str]:
-    (service, region), rest = template_part(endpoint, "aws-bedrock", 2)
-    return f"https://{service}.{region}.amazonaws.com", rest
-
-
-_VERTEX_REGION = re.compile(r"locations/([a-z0-9-]+)/")
-
-
-def _vertex(endpoint: str) -> tuple[str, str]:
+def _vertex_region(endpoint: str) -> tuple[dict[str, str], str]:
     match = _VERTEX_REGION.search(endpoint)
-    region = match.group(1) if match else "us-central1"
-    host = "aiplatform.googleapis.com" if region == "global" else f"{region}-aiplatform.googleapis.com"
-    return f"https://{host}", endpoint
+    return {"region": match.group(1) if match else "us-central1"}, endpoint
 
+
+def _vertex_base(values: dict[str, str]) -> str:
+    region = values["region"]
+    host = "aiplatform.googleapis.com" if region == "global" else f"{region}-aiplatform.googleapis.com"
+    return f"https://{host}"
+
+
+VERTEX = Template(split=_vertex_region, build=_vertex_base, host_suffix="aiplatform.googleapis.com")
 
 PROVIDERS: dict[str, Provider] = {
     p.slug: p
@@ -43,8 +51,7 @@ PROVIDERS: dict[str, Provider] = {
             "azure-openai",
             "",
             ("api-key", "authorization"),
-            url_builder=_azure,
-            template_names=("resource", "deployment"),
+            template=AZURE,
         ),
         Provider("anthropic", "https://api.anthropic.com", ("x-api-key", "authorization")),
         Provider(
@@ -53,13 +60,13 @@ PROVIDERS: dict[str, Provider] = {
             ("x-goog-api-key",),
             model_in_path=True,
         ),
-        Provider("google-vertex-ai", "", _BEARER, model_in_path=True, url_builder=_vertex),
+        Provider("google-vertex-ai", "", _BEARER, model_in_path=True, template=VERTEX),
         Provider(
             "aws-bedrock",
             "",
             ("authorization", "x-amz-security-token"),
             model_in_path=True,
-            url_builder=_bedrock,
+            template=BEDROCK,
         ),
         Provider("mistral", "https://api.mistral.ai"),
         Provider("groq", "https://api.groq.com/openai/v1"),

@@ -96,8 +96,11 @@ class AccountProviders:
                 col(CustomProvider.account_id) == account_id, col(CustomProvider.enable).is_(True)
             )
             rows = (await session.exec(query)).all()
+        # A tenant chose these hosts: the upstream client checks the address it connects to.
         return {
-            f"{CUSTOM_PREFIX}{row.slug}": Provider(f"{CUSTOM_PREFIX}{row.slug}", row.base_url.rstrip("/"))
+            f"{CUSTOM_PREFIX}{row.slug}": Provider(
+                f"{CUSTOM_PREFIX}{row.slug}", row.base_url.rstrip("/"), tenant_destination=True
+            )
             for row in rows
         }
 

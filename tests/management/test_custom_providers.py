@@ -1,6 +1,7 @@
-"""Custom providers: the API (https only, http to loopback only when the development setting allows
-it), and `custom-{slug}` in provider paths and universal steps, resolved per account; unknown,
-disabled or deleted ones are error 2008."""
+"""Custom providers: the API (https only; http and private addresses only when the development
+setting allows private destinations, tests/http/test_custom_provider_destinations.py), and
+`custom-{slug}` in provider paths and universal steps, resolved per account; unknown, disabled or
+deleted ones are error 2008."""
 
 from __future__ import annotations
 
@@ -62,7 +63,6 @@ def test_crud(mgmt: Mgmt) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"base_url": "http://llm.example.com/v1"}, "base_url"),
         ({"base_url": "ftp://llm.example.com"}, "base_url"),
         ({"base_url": "llm.example.com"}, "base_url"),
         ({"base_url": "https://user:pw@llm.example.com"}, "base_url"),
