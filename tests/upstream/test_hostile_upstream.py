@@ -167,9 +167,8 @@ async def test_a_decompression_bomb_stops_at_the_body_limit_in_bounded_memory(
     hostile: HostileUpstream, transport: str, bomb: str
 ) -> None:
     async with client_on(transport) as client:
-        with PeakRss() as rss:
-            with pytest.raises(UpstreamBodyError, match="AIGW_MAX_RESPONSE_BYTES exceeded"):
-                await read(client, hostile, bomb)
+        with PeakRss() as rss, pytest.raises(UpstreamBodyError, match="AIGW_MAX_RESPONSE_BYTES exceeded"):
+            await read(client, hostile, bomb)
     assert rss.grew_mib < 150, f"{bomb}: resident memory grew {rss.grew_mib:.0f} MiB"
 
 
