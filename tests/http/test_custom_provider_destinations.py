@@ -188,3 +188,44 @@ def test_allowed_addresses(address: str) -> None:
 def test_literal_address(host: str, address: str | None) -> None:
     found = literal_address(host)
     assert found == (None if address is None else ip_address(address))
+
+
+# ---- the check on the address connected to ------------------------------------------------------
+
+
+def test_a_name_that_resolves_to_a_private_address_is_refused_when_connecting(strict: Mgmt) -> None:
+    """`localhost` passes creation (it is a name); the gateway resolves it, finds loopback, and
+    refuses with 400 / 2010 naming the host, without ever connecting (limits.md §1)."""
+    import socket
+
+    import httpx
+
+    from tests.support.helpers import ADMIN_HEADERS
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    try:
+        created = strict.ok("POST", PATH, json=body(f"https://localhost:{port}/v1"))["result"]
+        gateway_id = unique()
+        url = strict.server.url
+        answer = httpx.post(
+            f"{url}/client/v4/accounts/{ACCT}/ai-gateway/gateways",
+            json={"id": gateway_id},
+            headers=ADMIN_HEADERS,
+        )
+        assert answer.status_code == 200, answer.text
+        answer = httpx.post(
+            f"{url}/v1/{ACCT}/{gateway_id}/custom-{created['slug']}/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": "Bearer sk-tenant"},
+        )
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"][0]
+        assert error["code"] == 2010 and "localhost" in error["message"], error
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
+    finally:
+        listener.close()

@@ -10,11 +10,9 @@ the transport, the case is an expected failure with its reason, so the differenc
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from app.core.settings import Settings
 from app.upstream.client import UpstreamClient, UpstreamResponse
 from app.upstream.errors import UpstreamBodyError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from tests.support.hostile_upstream import HOSTILE_OK_JSON, HostileUpstream
+from tests.support.memory import PeakRss
 
 TRANSPORTS = ["pool", "httpx"]
 MiB = 1024 * 1024
@@ -70,40 +69,6 @@ async def read(
         return response.status_code, await response.aread()
     finally:
         await response.aclose()
-
-
-class PeakRss:
-    """The process's resident memory, sampled from /proc every few milliseconds."""
-
-    def __init__(self) -> None:
-        self.start = self._rss()
-        self.peak = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    @staticmethod
-    def _rss() -> int:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError("no VmRSS in /proc/self/status")
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._rss())
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
-
-    @property
-    def grew_mib(self) -> float:
-        return (self.peak - self.start) / MiB
 
 
 # ---- the response head --------------------------------------------------------------------------
