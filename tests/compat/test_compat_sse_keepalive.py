@@ -124,6 +124,21 @@ def test_the_openai_sdk_parses_a_composed_stream_with_pings(
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
+def test_a_composed_stream_cut_by_the_provider_ends_with_one_error_event(
+    pinging: GatewayServer, upstream: FakeUpstream
+) -> None:
+    headers = _headers(120, **{"x-fake-cut-after": "4"})
+    with httpx.stream("POST", pinging.url + COMPAT, json=_compat_body(), headers=headers, timeout=10) as r:
+        assert r.status_code == 200
+        raw = b"".join(r.iter_raw())
+    events, pings = _without_pings(raw)
+    assert pings >= 3
+    parsed = sse_events(events)
+    assert [name for name, _ in parsed].count("error") == 1 and parsed[-1][0] == "error"
+    assert orjson.loads(parsed[-1][1])["error"]["code"] == 2013
+    assert b"[DONE]" not in raw
+
+
 # ---- composed streams: the client goes away, the server shuts down ---------------------------------------
 
 

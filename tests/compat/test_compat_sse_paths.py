@@ -159,3 +159,12 @@ async def test_a_broken_client_socket_closed_once() -> None:
     await run(stream, client)
     assert client.events == EVENTS[:1]
     assert stream.closed == 1
+
+
+async def test_a_client_gone_before_the_stream_starts_closed_once() -> None:
+    stream, client = Composed([], hang=True), Client()
+    client.gone.set()
+    await run(stream, client)
+    assert client.events == []
+    assert stream.closed == 1
+    assert client.most_listeners == 1
