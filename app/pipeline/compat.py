@@ -6,13 +6,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from app.core.ids import new_log_id
-from app.pipeline.types import GatewayResult, ResultMeta, ResultStream
+from app.pipeline.types import ComposedStream, GatewayResult, ResultMeta, ResultStream
 from app.providers.compat.base import CompatRequestError, StreamTranslator, Translation, openai_error
+from app.providers.compat.openai_like import PassThroughStream
 
 _JSON = ("content-type", "application/json")
 
 
-class TranslatedStream:
+class TranslatedStream(ComposedStream):
+    """The native stream translated to OpenAI `chat.completion.chunk` events (whole events per
+    chunk: the translators emit only complete ones)."""
+
     def __init__(self, inner: ResultStream, translator: StreamTranslator) -> None:
         self._inner = inner
         self._translator = translator
@@ -39,7 +43,10 @@ def _without(headers: list[tuple[str, str]], names: tuple[str, ...]) -> list[tup
 
 def to_openai_format(translation: Translation, result: GatewayResult) -> GatewayResult:
     if result.stream is not None:
-        result.stream = TranslatedStream(result.stream, translation.stream())
+        translator = translation.stream()
+        # A provider that already speaks OpenAI: its stream is relayed as it is, not composed.
+        if not isinstance(translator, PassThroughStream):
+            result.stream = TranslatedStream(result.stream, translator)
         return result
     result.body = translation.response(result.status, result.body or b"")
     result.headers = [*_without(result.headers, ("content-type",)), _JSON]

@@ -103,6 +103,12 @@ class ResultStream(Protocol):
     async def aclose(self) -> None: ...
 
 
+class ComposedStream:
+    """Base of the streams the gateway writes itself (a compat translation), as opposed to the
+    provider's bytes relayed unchanged. Each chunk is whole SSE events, so a transport may put a
+    keep-alive comment between any two (HTTP does, while the next event is slow to come)."""
+
+
 @dataclass(slots=True)
 class GatewayResult:
     status: int

@@ -17,9 +17,10 @@ from starlette.types import Receive, Scope, Send
 from app.core.errors import GatewayError, InternalError, MalformedRequest, PayloadTooLarge
 from app.pipeline.options import split_headers
 from app.pipeline.run import Pipeline
-from app.pipeline.types import GatewayRequest, GatewayResult, Step
+from app.pipeline.types import ComposedStream, GatewayRequest, GatewayResult, ResultStream, Step
 from app.pipeline.universal import parse_universal_body, steps_from_universal
 from app.transports.common import check_ids, header, header_pairs
+from app.transports.composed_sse import send_composed
 from app.transports.encode import http_error_response, stream_error_event
 
 router = APIRouter(tags=["gateway"])
@@ -130,6 +131,12 @@ class DisconnectWatch:
         """Before the last message of the response: a disconnect after it cancels nothing."""
         self._watcher.cancel()
 
+    async def release(self) -> None:
+        """Stop, and wait until the watcher has let go of `receive`, for another listener to take
+        it (never two waiting on it at once). Raises `CancelledError` if the client just left."""
+        self._watcher.cancel()
+        await asyncio.wait((self._watcher,))
+
 
 Build = Callable[[], Awaitable[GatewayRequest]]
 
@@ -142,7 +149,7 @@ async def serve(scope: Scope, receive: Receive, send: Send, build: Build, *, wit
         pipeline: Pipeline = scope["app"].state.pipeline
         watch = DisconnectWatch(receive)
         result = await pipeline.run(request)
-        await send_result(result, send, watch, with_step)
+        await send_result(result, scope, receive, send, watch, with_step)
         return
     except GatewayError as error:
         response: Response = http_error_response(error)
@@ -176,9 +183,13 @@ def result_headers(result: GatewayResult, with_step: bool) -> list[tuple[bytes, 
     return headers
 
 
-async def send_result(result: GatewayResult, send: Send, watch: DisconnectWatch, with_step: bool) -> None:
-    """A body in one go; a stream relayed as it arrives, ended with one explicit error event if the
-    upstream cuts it, stopped (by the watch) when the client disconnects, and always closed."""
+async def send_result(
+    result: GatewayResult, scope: Scope, receive: Receive, send: Send, watch: DisconnectWatch, with_step: bool
+) -> None:
+    """A body in one go; a stream as it arrives, ended with one explicit error event if the upstream
+    cuts it, stopped when the client disconnects, and always closed. A relayed stream goes out as
+    it came (the watch stops it); one the gateway composed goes through sse-starlette, with pings
+    (`composed_sse.py`: it listens for the disconnect itself)."""
     headers = result_headers(result, with_step)
     if result.stream is None:
         watch.stop()
@@ -188,19 +199,29 @@ async def send_result(result: GatewayResult, send: Send, watch: DisconnectWatch,
         await send({"type": "http.response.body", "body": body})
         return
     try:
-        await send({"type": "http.response.start", "status": result.status, "headers": headers})
-        try:
-            async for chunk in result.stream:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except GatewayError as error:
-            await send({"type": "http.response.body", "body": stream_error_event(error), "more_body": True})
-        watch.stop()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if isinstance(result.stream, ComposedStream):
+            await watch.release()
+            await send_composed(scope, receive, send, result.status, headers, result.stream)
+        else:
+            await relay_stream(send, result.status, headers, result.stream, watch)
     except OSError:
         pass  # the client's socket broke while we wrote: the stream is closed below
     finally:
         watch.stop()
         await result.stream.aclose()
+
+
+async def relay_stream(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], stream: ResultStream, watch: DisconnectWatch
+) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    try:
+        async for chunk in stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except GatewayError as error:
+        await send({"type": "http.response.body", "body": stream_error_event(error), "more_body": True})
+    watch.stop()
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class ServedResponse(Response):
