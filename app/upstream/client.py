@@ -48,8 +48,8 @@ _OWN_HEADERS = frozenset(
         "upgrade", "proxy-connection", "proxy-authorization", "accept-encoding",
     }
 )  # fmt: skip
-ACCEPT_ENCODING = ("Accept-Encoding", "gzip, deflate, br, zstd")
-USER_AGENT = ("User-Agent", "aigw")
+ACCEPT_ENCODING = (b"Accept-Encoding", b"gzip, deflate, br, zstd")
+USER_AGENT = (b"User-Agent", b"aigw")
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _PARSED_URLS = 4096  # distinct URLs remembered (the map starts over when full)
 ACCOUNT = "aigw_account"  # request extensions: the account whose call this is
@@ -167,18 +167,19 @@ class UpstreamClient:
             parsed = self._parsed(url)
             # Built from a stream with the headers complete, so httpx does not look each default
             # header up again (a third of the cost of building a request, in profiles).
-            sent: list[tuple[str, str]] = [("Host", parsed.netloc.decode("ascii"))]
+            # Latin-1 bytes: header values may be any Latin-1 text (httpx would encode str as ASCII).
+            sent: list[tuple[bytes, bytes]] = [(b"Host", parsed.netloc)]
             has_user_agent = False
             for name, value in headers:
                 lowered = name.lower()
                 if lowered not in _OWN_HEADERS:
-                    sent.append((name, value))
+                    sent.append((name.encode("latin-1"), value.encode("latin-1")))
                     has_user_agent = has_user_agent or lowered == "user-agent"
             if not has_user_agent:
                 sent.append(USER_AGENT)
             sent.append(ACCEPT_ENCODING)
             if body or method in _WITH_BODY:
-                sent.append(("Content-Length", str(len(body))))
+                sent.append((b"Content-Length", str(len(body)).encode()))
             extensions = {"timeout": self._timeout, ACCOUNT: account, TENANT_DESTINATION: tenant_destination}
             return httpx.Request(
                 method, parsed, headers=sent, stream=httpx.ByteStream(body), extensions=extensions
