@@ -79,18 +79,20 @@ class UpstreamResponse:
     async def aread(self) -> bytes:
         """The whole decoded body, within AIGW_MAX_RESPONSE_BYTES and AIGW_UPSTREAM_BODY_DEADLINE_S."""
         limit = self._limits.response_bytes
-        started = self._raw.extensions.get("aigw_first_byte_at") or asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        started = self._raw.extensions.get("aigw_first_byte_at") or loop.time()
+        # Checked as pieces arrive (a timer per read would cost more than the read): a drip
+        # sends pieces, and a body that stops sending meets the idle timeout instead.
+        deadline = started + self._limits.body_deadline_s
         parts: list[bytes] = []
         size = 0
-        try:
-            async with asyncio.timeout_at(started + self._limits.body_deadline_s):
-                async for piece in self.aiter_bytes():
-                    size += len(piece)
-                    if size > limit:
-                        raise UpstreamBodyError("AIGW_MAX_RESPONSE_BYTES exceeded")
-                    parts.append(piece)
-        except TimeoutError:
-            raise UpstreamBodyError("AIGW_UPSTREAM_BODY_DEADLINE_S exceeded") from None
+        async for piece in self.aiter_bytes():
+            size += len(piece)
+            if size > limit:
+                raise UpstreamBodyError("AIGW_MAX_RESPONSE_BYTES exceeded")
+            if loop.time() > deadline:
+                raise UpstreamBodyError("AIGW_UPSTREAM_BODY_DEADLINE_S exceeded")
+            parts.append(piece)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:

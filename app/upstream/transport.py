@@ -75,7 +75,8 @@ class PoolTransport(httpx.AsyncBaseTransport):
             or not all(_TOKEN.fullmatch(name) for name, _ in headers)
         ):
             raise httpx.LocalProtocolError("a request header is not valid HTTP", request=request)
-        body = await request.aread()
+        # A body given as bytes (every gateway call) is read without an async iteration.
+        body = request.read() if isinstance(request.stream, httpx.ByteStream) else await request.aread()
         try:
             connection, raw_headers = await self._client.request(
                 key, head, body, head_only=request.method == "HEAD"
