@@ -175,7 +175,8 @@ class UpstreamClient:
             for name, value in headers:
                 lowered = name.lower()
                 if lowered not in _OWN_HEADERS:
-                    sent.append((name.encode("latin-1"), value.encode("latin-1")))
+                    # Surrounding spaces are not part of a field value (RFC 9110 §5.5); h11 refuses them.
+                    sent.append((name.encode("latin-1"), value.strip(" \t").encode("latin-1")))
                     has_user_agent = has_user_agent or lowered == "user-agent"
             if not has_user_agent:
                 sent.append(USER_AGENT)

@@ -30,11 +30,15 @@ def hostile() -> Iterator[HostileUpstream]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream) -> Iterator[GatewayServer]:
+@pytest.fixture(scope="module", params=["pool", "httpx"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream
+) -> Iterator[GatewayServer]:
+    """A gateway on each upstream transport: the project's pool, and stock httpx."""
     from tests.support.helpers import running_gateway
 
     settings = {
+        "upstream_transport": request.param,
         "upstream_overrides": upstream_overrides_for(hostile.url),
         "max_sse_event_bytes": 1 * MiB,
         "upstream_body_deadline_s": 1.5,
@@ -58,6 +62,11 @@ def call(server: GatewayServer, gw: str, scenario: str, **headers: str) -> httpx
         headers={"Authorization": "Bearer sk-x", "x-hostile": scenario, **headers},
         timeout=30,
     )
+
+
+def stock_differs(server: GatewayServer, reason: str) -> None:
+    if server.settings.upstream_transport == "httpx":
+        pytest.xfail(f"stock httpx: {reason}")
 
 
 def logged_error(server: GatewayServer, gw: str) -> str:
@@ -119,6 +128,7 @@ def test_a_header_flood_is_a_502_and_the_server_keeps_answering(server: GatewayS
         done.set()
         prober.join()
     assert slowest < 1.0
+    stock_differs(server, "h11 refuses the head at 16 KiB in its own words")
     assert "AIGW_MAX_UPSTREAM_HEAD_BYTES exceeded" in logged_error(server, gw)
 
 
@@ -134,6 +144,7 @@ def test_a_request_the_provider_read_is_not_sent_again(
 
 
 def test_the_first_of_two_responses_in_a_packet_is_the_answer(server: GatewayServer, gw: str) -> None:
+    stock_differs(server, "h11 keeps the connection and reads the stray 200 as the next answer")
     first = call(server, gw, "204-then-200")
     assert first.status_code == 204 and first.content == b""
     after = call(server, gw, "ok")
@@ -150,12 +161,16 @@ def test_a_101_fails_the_step_with_one_log_line_and_no_traceback(
     server: GatewayServer, gw: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     error_of(call(server, gw, "info-101"), 502, 2005)
-    assert "101" in logged_error(server, gw)
+    if server.settings.upstream_transport == "pool":  # h11 refuses it in its own words
+        assert "101" in logged_error(server, gw)
     assert not [record for record in caplog.records if record.exc_info]
 
 
 def test_a_bodies_coding_list_reaches_the_client_decoded(server: GatewayServer, gw: str) -> None:
-    for scenario in ("gzip-gzip", "two-encodings", "br", "zstd", "raw-deflate", "te-gzip-chunked"):
+    scenarios = ["gzip-gzip", "two-encodings", "br", "zstd", "raw-deflate"]
+    if server.settings.upstream_transport == "pool":  # h11 accepts no transfer coding but chunked
+        scenarios.append("te-gzip-chunked")
+    for scenario in scenarios:
         answer = call(server, gw, scenario)
         assert answer.status_code == 200, (scenario, answer.text)
         assert "content-encoding" not in answer.headers
