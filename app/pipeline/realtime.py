@@ -23,6 +23,7 @@ from app.pipeline.admission import Admission
 from app.pipeline.recording import Recorder, StepLog
 from app.pipeline.types import Options
 from app.providers.realtime import RealtimeProvider
+from app.upstream.environment import ssl_context
 from app.upstream.errors import HandshakeRefused, UpstreamTimeout, UpstreamUnreachable
 from app.upstream.websocket import open_websocket
 
@@ -80,6 +81,7 @@ class RealtimeBridge:
         self._settings = settings
         self._admission = admission
         self._recorder = recorder
+        self._tls = ssl_context()  # SSL_CERT_FILE / SSL_CERT_DIR or certifi, read once
 
     async def open(
         self,
@@ -123,6 +125,7 @@ class RealtimeBridge:
                 offered,
                 open_timeout_s=self._settings.connect_timeout_s,
                 max_frame_bytes=self._settings.ws_max_frame_bytes,
+                tls=self._tls,
             )
         except HandshakeRefused as refused:
             raise UpstreamRefused(refused.status, refused.body, refused.content_type) from None

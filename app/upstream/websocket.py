@@ -1,8 +1,12 @@
 """The WebSocket client for realtime providers (`websockets`' asyncio client): one connection per
-realtime session, no compression, no proxy, no User-Agent of ours. Failures are the upstream
-tree's (`errors.py`): a refused handshake keeps the provider's status and body."""
+realtime session, no compression, no User-Agent of ours. Like every provider call it honours the
+environment (limits.md §3): `HTTPS_PROXY` & co. (websockets reads them itself, CONNECT through
+the proxy) and the CA bundle of `environment.py`. Failures are the upstream tree's (`errors.py`):
+a refused handshake keeps the provider's status and body."""
 
 from __future__ import annotations
+
+import ssl
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
@@ -17,7 +21,9 @@ async def open_websocket(
     *,
     open_timeout_s: float,
     max_frame_bytes: int,
+    tls: ssl.SSLContext,
 ) -> ClientConnection:
+    """`tls`: the context of `environment.ssl_context()`, made once by the caller."""
     try:
         return await connect(
             url,
@@ -26,7 +32,8 @@ async def open_websocket(
             open_timeout=open_timeout_s,
             max_size=max_frame_bytes,
             compression=None,
-            proxy=None,
+            ssl=tls if url.startswith("wss:") else None,
+            proxy=True,  # the environment's proxy for this URL, if any
             user_agent_header=None,
         )
     except InvalidStatus as refused:

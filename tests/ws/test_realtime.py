@@ -248,3 +248,35 @@ async def test_a_session_logs_through_the_pipeline_recorder(
     metrics = httpx.get(f"{realtime_gateway.url}/metrics").text
     series = f'aigw_requests_total{{gateway="{ACCOUNT}/gw",provider="openai",status="101"}} 2.0'
     assert series in metrics
+
+
+@pytest.fixture
+def proxied_gateway(
+    gateway_settings: Any, gateway_factory: Callable[..., GatewayServer], realtime_upstream: FakeRealtime
+) -> GatewayServer:
+    """A gateway whose realtime upstream is named `localhost`, so a proxy can tell it apart from
+    the test's own connections to 127.0.0.1."""
+    overrides = {**gateway_settings.upstream_overrides}
+    overrides["realtime_openai"] = f"ws://localhost:{realtime_upstream.port}/v1/realtime"
+    gateway = gateway_factory(gateway_settings.model_copy(update={"upstream_overrides": overrides}))
+    httpx.post(
+        f"{gateway.url}/client/v4/accounts/{ACCOUNT}/ai-gateway/gateways", json={"id": "gw"}, headers=ADMIN
+    )
+    return gateway
+
+
+async def test_realtime_upstreams_go_through_the_environments_proxy(
+    proxied_gateway: GatewayServer, realtime_upstream: FakeRealtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """limits.md §3: proxies apply to every provider call, realtime sessions included (CONNECT)."""
+    from tests.support.forward_proxy import ForwardProxy
+
+    token = run_token(proxied_gateway)
+    with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the test's own connection to the gateway
+        headers = {"cf-aig-authorization": f"Bearer {token}", "Authorization": "Bearer sk-provider"}
+        async with connect(ws_url(proxied_gateway), additional_headers=headers) as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+        assert proxy.seen == [("CONNECT", f"localhost:{realtime_upstream.port}")]
