@@ -325,3 +325,39 @@ async def test_a_large_body_read_slowly_arrives_whole_and_in_order() -> None:
                 await asyncio.sleep(0.001)  # a slow reader at first
         await response.aclose()
     assert bytes(received) == blob
+
+
+# ---- httpx's API: any transport, event hooks --------------------------------------------------------
+
+
+async def test_any_httpx_transport_and_event_hooks_can_be_given() -> None:
+    """The client is httpx's API over a transport: tests (and embedders) may pass
+    `httpx.MockTransport` and httpx-style event hooks; limits and decoding still apply."""
+    import gzip as gzip_module
+
+    import httpx
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["accept-encoding"] == "gzip, deflate, br, zstd"
+        return httpx.Response(
+            200, headers={"content-encoding": "gzip"}, content=gzip_module.compress(b'{"mocked":true}')
+        )
+
+    async def on_request(request: httpx.Request) -> None:
+        seen.append(f"request {request.method} {request.url.path}")
+
+    async def on_response(response: httpx.Response) -> None:
+        seen.append(f"response {response.status_code}")
+
+    client = UpstreamClient(
+        Settings(_env_file=None),  # type: ignore[call-arg]
+        transport=httpx.MockTransport(handler),
+        event_hooks={"request": [on_request], "response": [on_response]},
+    )
+    try:
+        assert await fetch(client, "https://api.openai.com/v1/chat/completions") == (200, b'{"mocked":true}')
+    finally:
+        await client.aclose()
+    assert seen == ["request POST /v1/chat/completions", "response 200"]
