@@ -124,7 +124,9 @@ async def create_version(
 ) -> RouteVersion:
     """A new saved version; traffic does not change."""
     stamp = utcnow()
-    version = RouteVersion(id=new_id(), route_id=route.id, elements=elements, comment=comment, created_at=stamp)
+    version = RouteVersion(
+        id=new_id(), route_id=route.id, elements=elements, comment=comment, created_at=stamp
+    )
     route.modified_at = stamp
     session.add_all([version, route])
     await session.commit()

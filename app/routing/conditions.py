@@ -123,6 +123,22 @@ def _field(path_text: str, spec: Any) -> Predicate:
     return check
 
 
+def _always(_view: RequestView) -> bool:
+    return True
+
+
+def _all_of(parts: list[Predicate]) -> Predicate:
+    return lambda view: all(part(view) for part in parts)
+
+
+def _any_of(parts: list[Predicate]) -> Predicate:
+    return lambda view: any(part(view) for part in parts)
+
+
+def _none_of(parts: list[Predicate]) -> Predicate:
+    return lambda view: not any(part(view) for part in parts)
+
+
 def compile_condition(query: Any) -> Predicate:
     """The predicate of a condition object; ValueError (with a message for the 1001 entry) when it
     is malformed."""
@@ -134,17 +150,13 @@ def compile_condition(query: Any) -> Predicate:
             if not isinstance(spec, list) or not spec:
                 raise ValueError(f"{key} takes a non-empty array of conditions")
             parts = [compile_condition(item) for item in spec]
-            if key == "$and":
-                checks.append(lambda view, parts=parts: all(p(view) for p in parts))
-            else:
-                checks.append(lambda view, parts=parts: any(p(view) for p in parts))
+            checks.append(_all_of(parts) if key == "$and" else _any_of(parts))
         elif key == "$not":
-            inner = compile_condition(spec)
-            checks.append(lambda view, inner=inner: not inner(view))
+            checks.append(_none_of([compile_condition(spec)]))
         elif key.startswith("$"):
             raise ValueError(f"unknown operator {key[:20]!r}")
         else:
             checks.append(_field(key, spec))
-    if len(checks) == 1:
-        return checks[0]
-    return lambda view: all(check(view) for check in checks)
+    if not checks:
+        return _always  # `{}` is true
+    return checks[0] if len(checks) == 1 else _all_of(checks)

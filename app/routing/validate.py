@@ -120,9 +120,9 @@ class _Checker:
         if not isinstance(provider, str) or not is_compat_provider(provider):
             self.bad((*where, "provider"), f"unknown provider {str(provider)[:64]!r}")
         model = props.get("model")
-        if not isinstance(model, str) or not 0 < len(model) <= 255:
-            self.bad((*where, "model"), "must be a string of 1..255 characters")
-        timeout = props.get("timeout")
+        if not isinstance(model, str) or not 0 < len(model) <= 255 or not model.isprintable():
+            self.bad((*where, "model"), "must be a string of 1..255 printable characters")
+        timeout: Any = props.get("timeout")
         if not _integral(timeout) or not 1 <= timeout <= 600_000:
             self.bad((*where, "timeout"), "must be a whole number of milliseconds, 1..600000")
         else:
@@ -206,9 +206,9 @@ def _edges(checker: _Checker, elements: list[Any], index: dict[str, int]) -> dic
                 checker.bad(where, "no output may point to the start element")
             else:
                 targets.append(target)
-                if raw.get("type") == "model" and name == "success":
-                    if elements[index[target]].get("type") != "end":
-                        checker.bad(where, "success of a model element must point to an end element")
+                model_success = raw.get("type") == "model" and name == "success"
+                if model_success and elements[index[target]].get("type") != "end":
+                    checker.bad(where, "success of a model element must point to an end element")
     return edges
 
 
@@ -222,7 +222,7 @@ def _walk(checker: _Checker, start: str, edges: dict[str, list[str]], index: dic
         path.append(node)
         for target in edges.get(node, ()):
             if state.get(target) == 1:
-                loop = path[path.index(target) :] + [target]
+                loop = [*path[path.index(target) :], target]
                 checker.bad((index[node],), f"cycle: {' → '.join(loop)}")
             elif target not in state:
                 visit(target)
