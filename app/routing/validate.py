@@ -212,7 +212,9 @@ def _edges(checker: _Checker, elements: list[Any], index: dict[str, int]) -> dic
     return edges
 
 
-def _walk(checker: _Checker, start: str, edges: dict[str, list[str]], index: dict[str, int]) -> None:
+def _walk(
+    checker: _Checker, start: str, edges: dict[str, list[str]], index: dict[str, int], starts: set[str]
+) -> None:
     """Cycles and unreachable elements, by one depth-first walk from start."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     path: list[str] = []
@@ -231,7 +233,7 @@ def _walk(checker: _Checker, start: str, edges: dict[str, list[str]], index: dic
 
     visit(start)
     for element_id, i in index.items():
-        if element_id not in state:
+        if element_id not in state and element_id not in starts:  # an extra start has its own entry
             checker.bad((i,), f"unreachable element {element_id!r}")
 
 
@@ -272,7 +274,8 @@ def validate_elements(elements: Any) -> tuple[list[dict[str, Any]], list[Problem
     edges = _edges(checker, elements, index)
     start_id = elements[starts[0]].get("id") if starts else None
     if isinstance(start_id, str) and start_id in index:
-        _walk(checker, start_id, edges, index)
+        extra = {elements[i].get("id") for i in starts[1:]}
+        _walk(checker, start_id, edges, index, {e for e in extra if isinstance(e, str)})
     if not checker.problems:
         _fill_fallbacks(elements)
     return elements, checker.problems
