@@ -28,7 +28,9 @@ def cf(mgmt: Mgmt) -> Iterator[cloudflare.Cloudflare]:
     client.close()
 
 
-def model(element_id: str, provider: str, name: str, fallback: str | None = None, **props: Any) -> dict[str, Any]:
+def model(
+    element_id: str, provider: str, name: str, fallback: str | None = None, **props: Any
+) -> dict[str, Any]:
     outputs: dict[str, Any] = {"success": {"elementId": "end"}}
     if fallback is not None:
         outputs["fallback"] = {"elementId": fallback}

@@ -40,7 +40,10 @@ def test_sdk_drives_routes_versions_deployments_and_rollback(cf: cloudflare.Clou
     assert renamed.route.name == "helpdesk"
 
     new = dr.create_version(
-        created.id, account_id=ACCT, gateway_id=gw, elements=simple("anthropic", "claude-3-5-haiku-latest")  # type: ignore[arg-type]
+        created.id,
+        account_id=ACCT,
+        gateway_id=gw,
+        elements=simple("anthropic", "claude-3-5-haiku-latest"),  # type: ignore[arg-type]
     )
     v2 = new.model_extra["version_id"] if new.model_extra else None
     assert v2 and v2 != v1
@@ -155,7 +158,9 @@ def test_malformed_requests_get_their_documented_codes(mgmt: Mgmt) -> None:
     made = mgmt.ok("POST", base, json={"name": "aliased", "elements": aliased})["result"]
     rate = made["elements"][1]
     assert rate["type"] == "rate" and rate["properties"]["window"] == 60
-    assert rate["properties"]["technique"] == "sliding" and rate["outputs"]["fallback"] == {"elementId": "end"}
+    assert rate["properties"]["technique"] == "sliding" and rate["outputs"]["fallback"] == {
+        "elementId": "end"
+    }
 
 
 def test_permissions_and_gateway_delete(mgmt: Mgmt) -> None:
