@@ -103,27 +103,56 @@ def test_one_error_per_problem_with_its_path(mgmt: Mgmt) -> None:
     [
         ([model("m1", "openai", "x"), END], ["body", "elements"], "missing start element"),
         (
-            [start("a"), {"id": "a", "type": "conditional", "outputs": {"true": {"elementId": "b"},
-             "false": {"elementId": "end"}}}, {"id": "b", "type": "conditional", "outputs": {
-             "true": {"elementId": "a"}, "false": {"elementId": "end"}}}, END],
-            ["body", "elements", 2], "cycle: a → b → a",
+            [
+                start("a"),
+                {
+                    "id": "a",
+                    "type": "conditional",
+                    "outputs": {"true": {"elementId": "b"}, "false": {"elementId": "end"}},
+                },
+                {
+                    "id": "b",
+                    "type": "conditional",
+                    "outputs": {"true": {"elementId": "a"}, "false": {"elementId": "end"}},
+                },
+                END,
+            ],
+            ["body", "elements", 2],
+            "cycle: a → b → a",
         ),
-        ([start("m1"), model("m1", "nope", "x"), END], ["body", "elements", 1, "properties", "provider"], "unknown provider"),
         (
-            [start("c"), {"id": "c", "type": "conditional", "properties": {"conditions": {"user.x": 1}},
-             "outputs": {"true": {"elementId": "end"}, "false": {"elementId": "end"}}}, END],
-            ["body", "elements", 1, "properties", "conditions"], "unknown path root",
+            [start("m1"), model("m1", "nope", "x"), END],
+            ["body", "elements", 1, "properties", "provider"],
+            "unknown provider",
+        ),
+        (
+            [
+                start("c"),
+                {
+                    "id": "c",
+                    "type": "conditional",
+                    "properties": {"conditions": {"user.x": 1}},
+                    "outputs": {"true": {"elementId": "end"}, "false": {"elementId": "end"}},
+                },
+                END,
+            ],
+            ["body", "elements", 1, "properties", "conditions"],
+            "unknown path root",
         ),
         (
             [start("p"), {"id": "p", "type": "percentage", "outputs": {"40%": {"elementId": "end"}}}, END],
-            ["body", "elements", 1, "outputs"], "'else' output is required",
+            ["body", "elements", 1, "outputs"],
+            "'else' output is required",
         ),
-        ([start("m1"), {**model("m1", "openai", "x"), "outputs": {"success": {"elementId": "m1"}}}, END],
-         ["body", "elements", 1, "outputs", "success", "elementId"], "end element"),
+        (
+            [start("m1"), {**model("m1", "openai", "x"), "outputs": {"success": {"elementId": "m1"}}}, END],
+            ["body", "elements", 1, "outputs", "success", "elementId"],
+            "end element",
+        ),
         ([], ["body", "elements"], "non-empty"),
         ("nope", ["body", "elements"], "non-empty"),
     ],
-)  # fmt: skip
+)
 def test_graph_errors(mgmt: Mgmt, elements: Any, path: list[Any], fragment: str) -> None:
     gw = mgmt.new_gateway()
     errors = _errors(mgmt, "POST", routes_path(mgmt, gw), {"name": "r", "elements": elements})
@@ -141,8 +170,9 @@ def test_malformed_requests_get_their_documented_codes(mgmt: Mgmt) -> None:
     assert _errors(mgmt, "POST", base, {"name": "r1", "elements": simple()}, 409)[0]["code"] == 1003
     rid = route["id"]
     assert _errors(mgmt, "PATCH", f"{base}/{rid}", {"name": "r2", "elements": simple()})[0]["path"] == [
-        "body", "elements"
-    ]  # fmt: skip
+        "body",
+        "elements",
+    ]
     assert _errors(mgmt, "GET", f"{base}/nope", None, 404)[0]["code"] == 1002
     assert _errors(mgmt, "GET", f"{base}/{rid}/versions/nope", None, 404)[0]["code"] == 1002
     other = mgmt.ok("POST", base, json={"name": "other", "elements": simple()})["result"]
@@ -153,8 +183,16 @@ def test_malformed_requests_get_their_documented_codes(mgmt: Mgmt) -> None:
     assert _errors(mgmt, "GET", unknown_gw, None, 404)[0]["code"] == 1002
     assert mgmt.call("GET", f"{base}?per_page=101").status_code == 400
     # The server keeps serving, and the aliases come back in the SDK's spelling.
-    aliased = [start("rl"), {"id": "rl", "type": "rate_limit", "properties": {"limitType": "count", "key": "",
-               "limit": 5, "interval": 60}, "outputs": {"success": {"elementId": "end"}}}, END]  # fmt: skip
+    aliased = [
+        start("rl"),
+        {
+            "id": "rl",
+            "type": "rate_limit",
+            "properties": {"limitType": "count", "key": "", "limit": 5, "interval": 60},
+            "outputs": {"success": {"elementId": "end"}},
+        },
+        END,
+    ]
     made = mgmt.ok("POST", base, json={"name": "aliased", "elements": aliased})["result"]
     rate = made["elements"][1]
     assert rate["type"] == "rate" and rate["properties"]["window"] == 60

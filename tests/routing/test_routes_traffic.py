@@ -133,12 +133,24 @@ def test_route_without_success_returns_the_last_upstream_error(
 
 def test_conditions_pick_the_model(mgmt: Mgmt, gw: str, sdk: openai.OpenAI, upstream: FakeUpstream) -> None:
     conditional = {
-        "id": "plan", "type": "conditional",
-        "properties": {"conditions": {"$or": [{"metadata.plan": {"$eq": "free"}}, {"body.temperature": {"$gt": 1}}]}},
+        "id": "plan",
+        "type": "conditional",
+        "properties": {
+            "conditions": {"$or": [{"metadata.plan": {"$eq": "free"}}, {"body.temperature": {"$gt": 1}}]}
+        },
         "outputs": {"true": {"elementId": "cheap"}, "false": {"elementId": "big"}},
-    }  # fmt: skip
-    new_route(mgmt, gw, [start("plan"), conditional, model("cheap", "openai", "gpt-4o-mini"),
-                         model("big", "openai", "gpt-4o"), END])  # fmt: skip
+    }
+    new_route(
+        mgmt,
+        gw,
+        [
+            start("plan"),
+            conditional,
+            model("cheap", "openai", "gpt-4o-mini"),
+            model("big", "openai", "gpt-4o"),
+            END,
+        ],
+    )
     free = {"cf-aig-metadata": json.dumps({"plan": "free"})}
     sdk.chat.completions.create(model="dynamic/r", messages=[USER], extra_headers=free)
     sdk.chat.completions.create(model="dynamic/r", messages=[USER])
@@ -149,8 +161,11 @@ def test_conditions_pick_the_model(mgmt: Mgmt, gw: str, sdk: openai.OpenAI, upst
 def test_percentage_split_is_sticky_per_routing_key(
     mgmt: Mgmt, gw: str, sdk: openai.OpenAI, upstream: FakeUpstream
 ) -> None:
-    split = {"id": "split", "type": "percentage",
-             "outputs": {"50%": {"elementId": "a"}, "else": {"elementId": "b"}}}  # fmt: skip
+    split = {
+        "id": "split",
+        "type": "percentage",
+        "outputs": {"50%": {"elementId": "a"}, "else": {"elementId": "b"}},
+    }
     new_route(
         mgmt,
         gw,
@@ -160,7 +175,7 @@ def test_percentage_split_is_sticky_per_routing_key(
     expected = []
     for key in ("k0", "k2", "k0", "user-7"):
         u = split_fraction(gw, "ab", "split", key)
-        expected.append("gpt-4o-mini" if 50 > 100 * u else "gpt-4o")
+        expected.append("gpt-4o-mini" if 100 * u < 50 else "gpt-4o")
         sdk.chat.completions.create(
             model="dynamic/ab", messages=[USER], extra_headers={"cf-aig-routing-key": key}
         )
@@ -169,8 +184,18 @@ def test_percentage_split_is_sticky_per_routing_key(
 
 
 def test_count_limit_per_key_then_429(mgmt: Mgmt, gw: str, sdk: openai.OpenAI) -> None:
-    rate = {"id": "rl", "type": "rate", "properties": {"limitType": "count", "key": "metadata.user",
-            "limit": 1, "window": 60, "technique": "fixed"}, "outputs": {"success": {"elementId": "m1"}}}  # fmt: skip
+    rate = {
+        "id": "rl",
+        "type": "rate",
+        "properties": {
+            "limitType": "count",
+            "key": "metadata.user",
+            "limit": 1,
+            "window": 60,
+            "technique": "fixed",
+        },
+        "outputs": {"success": {"elementId": "m1"}},
+    }
     new_route(mgmt, gw, [start("rl"), rate, model("m1", "openai", "gpt-4o-mini"), END])
     alice, bob = ({"cf-aig-metadata": json.dumps({"user": u})} for u in ("alice", "bob"))
     sdk.chat.completions.create(model="dynamic/r", messages=[USER], extra_headers=alice)
@@ -190,8 +215,9 @@ def test_refusals_no_token_unknown_route_and_the_server_keeps_serving(
     auth = {"Authorization": f"Bearer {token}"}
     unknown = httpx.post(url, json={"model": "dynamic/nope", "messages": [USER]}, headers=auth)
     assert unknown.status_code == 400 and unknown.json()["error"][0] == {
-        "code": 2008, "message": "Dynamic route not found: nope"
-    }  # fmt: skip
+        "code": 2008,
+        "message": "Dynamic route not found: nope",
+    }
     for bad in (
         {"model": "dynamic/r"},
         {"model": "dynamic/r", "messages": "hi"},
@@ -220,8 +246,12 @@ def test_universal_compat_step_uses_cf_aig_authorization(
     mgmt: Mgmt, gw: str, token: str, upstream: FakeUpstream
 ) -> None:
     new_route(mgmt, gw, simple())
-    step = {"provider": "compat", "endpoint": "chat/completions", "headers": {"Authorization": "Bearer sk-client"},
-            "query": {"model": "dynamic/r", "messages": [USER]}}  # fmt: skip
+    step = {
+        "provider": "compat",
+        "endpoint": "chat/completions",
+        "headers": {"Authorization": "Bearer sk-client"},
+        "query": {"model": "dynamic/r", "messages": [USER]},
+    }
     response = mgmt.universal(gw, step, {"cf-aig-authorization": f"Bearer {token}"})
     assert response.status_code == 200 and response.headers["cf-aig-route-element"] == "m1"
     (call,) = upstream.requests
