@@ -29,6 +29,7 @@ from app.services.cache.store import CacheStore
 from app.services.config import ConfigCache
 from app.services.invalidation import ConfigInvalidation, ConfigTTL
 from app.services.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from app.services.route_cache import RouteCache
 from app.transports import http as http_transport
 from app.transports import realtime as realtime_transport
 from app.transports import ws as ws_transport
@@ -68,8 +69,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         RedisRateLimiter(redis, settings.rate_limit_fail_open) if redis is not None else MemoryRateLimiter()
     )
     metrics = Metrics()
-    pipeline = Pipeline(settings, client, config_cache, account_providers, cache, limiter, sink, metrics)
-    invalidation = ConfigInvalidation(settings.redis_url, config_ttl, config_cache, account_providers)
+    routes = RouteCache(sessions, config_ttl)
+    pipeline = Pipeline(
+        settings, client, config_cache, account_providers, cache, limiter, sink, metrics, routes
+    )
+    invalidation = ConfigInvalidation(settings.redis_url, config_ttl, config_cache, account_providers, routes)
     ws_sessions = ws_transport.SessionRegistry()
 
     state.engine, state.sessions, state.config_cache, state.log_sink = engine, sessions, config_cache, sink
@@ -152,7 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _include_management(app: FastAPI) -> None:
-    from app.api import analytics, custom_providers, gateways, logs, provider_configs, tokens
+    from app.api import analytics, custom_providers, gateways, logs, provider_configs, routes, tokens
     from app.api.envelope import install_management_error_handlers
 
     app.include_router(gateways.router)
@@ -161,6 +165,7 @@ def _include_management(app: FastAPI) -> None:
     app.include_router(provider_configs.router)
     app.include_router(custom_providers.router)
     app.include_router(analytics.router)
+    app.include_router(routes.router)
     install_management_error_handlers(app)
 
 

@@ -138,10 +138,11 @@ async def delete_gateway(
     row = await _existing(session, account_id, gateway_id)
     deleted = _public(row)  # before the delete expires the row's attributes
     await gateways.delete_gateway(session, row)
-    # Its stored keys went with it (the rows cascade).
+    # Its stored keys and routes went with it (the rows cascade).
     await invalidation.changed(
-        Change("gateway", account_id, gateway_id), Change("keys", account_id, gateway_id)
-    )
+        Change("gateway", account_id, gateway_id), Change("keys", account_id, gateway_id),
+        Change("routes", account_id, gateway_id),
+    )  # fmt: skip
     await _drop_cached_responses(request, account_id, gateway_id)
     return ok(deleted)
 

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.db.fields import INT32_MAX, GatewayId, UtcDatetime
 from app.db.log_store import purge_gateway
 from app.db.models import Gateway, GatewayBase, ProviderConfig, utcnow
+from app.db.routes import delete_gateway_routes
 
 
 class GatewayExists(Exception):
@@ -105,7 +106,7 @@ async def update_gateway(session: AsyncSession, row: Gateway, data: GatewayUpdat
 
 
 async def delete_gateway(session: AsyncSession, row: Gateway) -> None:
-    """Delete the gateway, its logs and its stored provider keys in one transaction."""
+    """Delete the gateway, its logs, stored provider keys and routes in one transaction."""
     key = (row.account_id, row.id)
     await purge_gateway(await session.connection(), key)
     await session.exec(
@@ -113,5 +114,6 @@ async def delete_gateway(session: AsyncSession, row: Gateway) -> None:
             col(ProviderConfig.account_id) == row.account_id, col(ProviderConfig.gateway_id) == row.id
         )
     )
+    await delete_gateway_routes(session, row.account_id, row.id)
     await session.delete(row)
     await session.commit()

@@ -43,6 +43,7 @@ _DETAIL_COLUMNS = (
     *_LIST_COLUMNS, "request_size", "response_size", "request_body", "request_body_complete",
     "response_body", "response_body_complete", "user_agent", "authenticated", "error",
     "connection_id", "frames_in", "frames_out", "close_code", "gateway_notes",
+    "route_id", "route_name", "route_version_id", "route_element_id",
 )  # fmt: skip
 
 
@@ -117,6 +118,10 @@ def public_log(row: Mapping[str, Any]) -> dict[str, Any]:
             frames_out=row["frames_out"],
             close_code=row["close_code"],
             gateway_notes=row["gateway_notes"],
+            route_id=row["route_id"],
+            route_name=row["route_name"],
+            route_version_id=row["route_version_id"],
+            route_element_id=row["route_element_id"],
         )
     return out
 

@@ -21,6 +21,7 @@ from sqlmodel import SQLModel
 
 import app
 import app.db.models  # registers the tables on SQLModel.metadata
+import app.db.route_models  # and those of dynamic routes
 from app.db.session import async_url
 
 # The package is installed editable from the repository, so migrations/ sits next to app/.

@@ -109,6 +109,11 @@ class Log(SQLModel, table=True):
     # What the gateway had to do without for this request (Redis down: cache treated as a miss, rate
     # limiter failed open or closed), "; "-separated; null when nothing degraded.
     gateway_notes: str | None = None
+    # Dynamic routes: which route, version and model element this row was a call of (migration 0005).
+    route_id: str | None = Field(default=None, max_length=64)
+    route_name: str | None = Field(default=None, max_length=64)
+    route_version_id: str | None = Field(default=None, max_length=64)
+    route_element_id: str | None = Field(default=None, max_length=64)
 
 
 class LogMetadata(SQLModel, table=True):

@@ -16,6 +16,17 @@ from app.providers.cost import CustomCost, cost_of
 from app.providers.usage import model_from_request, usage_from_body
 
 
+@dataclass(frozen=True, slots=True)
+class RouteTag:
+    """Which dynamic route, version and model element a row belongs to (`element_id` None: the
+    row of a route that ended without success)."""
+
+    route_id: str
+    route_name: str
+    version_id: str
+    element_id: str | None
+
+
 @dataclass(slots=True)
 class LogRecord:
     id: str
@@ -59,6 +70,8 @@ class LogRecord:
     frames_out: int | None = None
     close_code: int | None = None
     gateway_notes: str | None = None  # what degraded while serving it (Redis down: cache, rate limiter)
+    route: RouteTag | None = None  # a call made by a dynamic route
+    free: bool = False  # costs nothing whatever its model (a route that ended without success)
 
     def mark_first_byte(self) -> None:
         self.ttfb_ms = round((time.perf_counter() - self.started) * 1000)
@@ -82,7 +95,7 @@ class LogRecord:
             self.tokens_in, self.tokens_out = usage.tokens_in, usage.tokens_out
         cost = (
             0.0
-            if self.cached
+            if self.cached or self.free
             else cost_of(self.provider, model, self.tokens_in, self.tokens_out, self.custom_cost)
         )
         request_head = self.request_body[: self.body_limit] if self.keep_payload else None
@@ -128,4 +141,16 @@ class LogRecord:
             "frames_out": self.frames_out,
             "close_code": self.close_code,
             "gateway_notes": self.gateway_notes,
+            **_route_columns(self.route),
         }
+
+
+def _route_columns(tag: RouteTag | None) -> dict[str, str | None]:
+    if tag is None:  # the same keys on every row: a batch is inserted with one statement
+        return {"route_id": None, "route_name": None, "route_version_id": None, "route_element_id": None}
+    return {
+        "route_id": tag.route_id,
+        "route_name": tag.route_name,
+        "route_version_id": tag.version_id,
+        "route_element_id": tag.element_id,
+    }

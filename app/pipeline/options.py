@@ -33,6 +33,7 @@ _HEADER_FIELDS = {
     "cf-aig-backoff": "backoff",
     "cf-aig-custom-cost": "custom_cost",
     "cf-aig-byok-alias": "byok_alias",
+    "cf-aig-routing-key": "routing_key",
 }
 
 
@@ -112,7 +113,7 @@ def _convert(header: str, field_name: str, value: str) -> Any:
             return _metadata(header, value)
         case "custom_cost":
             return _custom_cost(header, value)
-        case "cache_key":
+        case "cache_key" | "routing_key":
             if not value or len(value) > 256:
                 raise _bad(header, "expected 1..256 characters")
             return value

@@ -69,6 +69,7 @@ class Recorder:
                 (v for n, v in step.headers if n.lower() == "content-type"), request.request_content_type
             ),
         )
+        record.route = run.route
         collect = options.collect_log if options.collect_log is not None else run.gateway.collect_logs
         return StepLog(record, run.notes, collect, self._sink, self._metrics)
 

@@ -20,6 +20,7 @@ from app.pipeline.compat import compat_error_result, to_openai_format
 from app.pipeline.recording import Recorder, StepLog
 from app.pipeline.request_checks import check_steps
 from app.pipeline.retry import send_with_retries
+from app.pipeline.routing import RouteExecutor, dynamic_target
 from app.pipeline.step import StepRun, plan_steps
 from app.pipeline.stream import ReplayStream, UpstreamStream
 from app.pipeline.types import CacheStatus, GatewayRequest, GatewayResult, Step
@@ -27,6 +28,7 @@ from app.providers.compat.base import CompatRequestError, Translation
 from app.providers.compat.registry import translate
 from app.services.cache.store import CachedResponse, CacheStore
 from app.services.ratelimit import RateLimiter
+from app.services.route_cache import RouteCache
 from app.upstream.client import UpstreamClient, UpstreamResponse
 from app.upstream.errors import DestinationRefused, InvalidUpstreamRequest, UpstreamError, UpstreamTimeout
 
@@ -59,6 +61,7 @@ class Pipeline:
         limiter: RateLimiter,
         sink: RecordSink,
         metrics: PipelineMetrics,
+        routes: RouteCache | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
@@ -70,8 +73,15 @@ class Pipeline:
         self.admission = Admission(gateways, settings.admin_token)
         self.recorder = Recorder(sink, metrics, settings.log_body_max_bytes)
         self._cache_slots = CacheSlots(cache)
+        self.routes = None if routes is None else RouteExecutor(
+            routes, gateways, settings.admin_token, providers, limiter, self.recorder, metrics, self._run_step
+        )  # fmt: skip
 
     async def run(self, request: GatewayRequest) -> GatewayResult:
+        if self.routes is not None and self.routes.wants(request):  # `dynamic/…` models
+            target = dynamic_target(request)
+            if target is not None:
+                return await self.routes.run(request, target, self.admission.admit)
         started = time.perf_counter()
         gateway, authenticated = await self.admission.admit(request)
         try:

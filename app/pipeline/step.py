@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from app.core.errors import ErrorContext
 from app.core.ids import new_log_id
 from app.core.notes import Notes
+from app.logs.record import RouteTag
 from app.pipeline.retry import RetryPolicy
 from app.pipeline.types import CacheStatus, GatewayRequest, Options, ResultMeta, Step
 from app.providers.base import Provider
@@ -27,6 +28,8 @@ class StepRun:
     log_id: str
     authenticated: bool
     notes: Notes = field(default_factory=Notes)  # what degraded (log column gateway_notes)
+    route: RouteTag | None = None  # a model element of a dynamic route (pipeline/routing.py)
+    policy: RetryPolicy | None = None  # set by the route's element instead of options and gateway
 
     def meta(self, status: int, cache_status: CacheStatus, content_type: str | None) -> ResultMeta:
         return ResultMeta(self.log_id, self.event_id, self.index, cache_status, content_type, status)
@@ -35,6 +38,8 @@ class StepRun:
         return ErrorContext(self.log_id, self.event_id, self.index)
 
     def retry_policy(self) -> RetryPolicy:
+        if self.policy is not None:
+            return self.policy
         options, gateway = self.options, self.gateway
         timeout_ms = options.request_timeout_ms
         return RetryPolicy(

@@ -35,6 +35,7 @@ class Options:
     backoff: str | None = None
     custom_cost: CustomCost | None = None
     byok_alias: str | None = None
+    routing_key: str | None = None  # `cf-aig-routing-key`: the split key of dynamic routes
 
     def over(self, base: Options) -> Options:
         """These options with anything unset taken from `base`."""

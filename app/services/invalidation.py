@@ -31,6 +31,7 @@ from redis import asyncio as redis_asyncio
 if TYPE_CHECKING:
     from app.services.account_providers import AccountProviders
     from app.services.config import ConfigCache
+    from app.services.route_cache import RouteCache
 
 logger = logging.getLogger("aigw.config")
 
@@ -45,14 +46,15 @@ PUBLISH_TIMEOUT_S = 1.0
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 2.0
 
-Kind = Literal["gateway", "token", "keys", "custom"]
+Kind = Literal["gateway", "token", "keys", "custom", "routes"]
 KINDS: frozenset[str] = frozenset(get_args(Kind))
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     """One changed cache entry. `key` is the gateway id (`gateway`: its settings; `keys`: its stored
-    provider keys), the token id (`token`), or empty (`custom`: the account's custom providers)."""
+    provider keys; `routes`: its dynamic routes), the token id (`token`), or empty (`custom`: the
+    account's custom providers)."""
 
     kind: Kind
     account_id: str
@@ -137,11 +139,13 @@ class ConfigInvalidation:
         ttl: ConfigTTL,
         config_cache: ConfigCache | None,
         account_providers: AccountProviders | None = None,
+        routes: RouteCache | None = None,
     ) -> None:
         self.origin = uuid.uuid4().hex
         self.ttl = ttl
         self._config = config_cache
         self._account_providers = account_providers
+        self._routes = routes
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._lost_at: float | None = None  # when the subscription was lost, until it is back
@@ -174,12 +178,16 @@ class ConfigInvalidation:
             self._account_providers.invalidate_keys(change.account_id, change.key)
         elif change.kind == "custom" and self._account_providers is not None:
             self._account_providers.invalidate_custom(change.account_id)
+        elif change.kind == "routes" and self._routes is not None:
+            self._routes.invalidate_gateway(change.account_id, change.key)
 
     def _clear(self) -> None:
         if self._config is not None:
             self._config.clear()
         if self._account_providers is not None:
             self._account_providers.clear()
+        if self._routes is not None:
+            self._routes.clear()
 
     # ---- subscriber ------------------------------------------------------------------------------
 

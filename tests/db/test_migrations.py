@@ -29,6 +29,9 @@ TABLES = {
     "log_counters",
     "provider_configs",
     "custom_providers",
+    "routes",
+    "route_versions",
+    "route_deployments",
 }
 INDEXES = {
     "logs": {
