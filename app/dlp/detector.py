@@ -12,7 +12,32 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from app.dlp.profiles import PROFILES, Detector
+from app.dlp.profiles import DIGIT_RUNS, PROFILES, Detector
+
+
+class _Text:
+    """A text being scanned, with what several detectors look up in it computed once."""
+
+    __slots__ = ("_runs", "folded", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.folded = _fold(text)
+        self._runs: list[int] | None = None
+
+    def digit_runs(self) -> list[int]:
+        """Where runs of ASCII digits start: ten substring searches, then a sort."""
+        if self._runs is None:
+            text, found = self.text, []
+            for digit in "0123456789":
+                at = text.find(digit)
+                while at >= 0:
+                    if at == 0 or not "0" <= text[at - 1] <= "9":
+                        found.append(at)
+                    at = text.find(digit, at + 1)
+            found.sort()
+            self._runs = found
+        return self._runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +58,13 @@ class _Compiled:
         local = re.compile(f"[{detector.local}]") if detector.local else None
         self.local = frozenset(chr(c) for c in range(128) if local is not None and local.match(chr(c)))
 
-    def _starts(self, text: str, folded: str, pos: int) -> list[int]:
+    def _starts(self, scanned: _Text, pos: int) -> list[int]:
         """Where, at `pos` or later, a match of an anchored detector may start."""
-        haystack = folded if self.detector.fold else text
+        text = scanned.text
+        if self.detector.anchors is DIGIT_RUNS:
+            lead = self.detector.lead
+            return [at - lead for at in scanned.digit_runs() if at - lead >= pos]
+        haystack = scanned.folded if self.detector.fold else text
         found: list[int] = []
         for anchor in self.detector.anchors:
             at = haystack.find(anchor, pos)
@@ -56,14 +85,15 @@ class _Compiled:
             return None
         return start
 
-    def scan(self, text: str, folded: str, pos: int, limit: int) -> tuple[list[Match], int]:
+    def scan(self, scanned: _Text, pos: int, limit: int) -> tuple[list[Match], int]:
         """Matches starting in [pos, limit), and where to resume: `limit`, or past the last match.
         An anchored detector's position is its anchor's (an email's `@` comes after its start)."""
         found: list[Match] = []
+        text = scanned.text
         end = min(limit, len(text))
         if self.detector.anchors:
             done = pos
-            for start in self._starts(text, folded, pos):
+            for start in self._starts(scanned, pos):
                 if start >= limit - self.back:
                     return found, max(done, limit)
                 if start < done:
@@ -106,10 +136,10 @@ class ProfileSetDetector:
 
     def scan(self, text: str) -> list[Match]:
         """Every match in a whole text, in order of position."""
-        folded = _fold(text)
+        scanned = _Text(text)
         found: list[Match] = []
         for compiled in self._compiled:
-            found += compiled.scan(text, folded, 0, len(text) + 1 + compiled.back)[0]
+            found += compiled.scan(scanned, 0, len(text) + 1 + compiled.back)[0]
         found.sort(key=lambda m: m.start)
         return found
 
@@ -117,11 +147,11 @@ class ProfileSetDetector:
         """A growing text: each detector resumes at its own position and reports only matches that
         start before `decided_before` (the text after it is not all there yet, so a match starting
         there could still grow); it returns the positions to resume at."""
-        folded = _fold(text)
+        scanned = _Text(text)
         found: list[Match] = []
         resumed: list[int] = []
         for compiled, pos in zip(self._compiled, positions, strict=True):
-            matches, pos = compiled.scan(text, folded, pos, decided_before)
+            matches, pos = compiled.scan(scanned, pos, decided_before)
             found += matches
             resumed.append(pos)
         return found, resumed
