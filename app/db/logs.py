@@ -37,12 +37,12 @@ _LIST_COLUMNS = (
     "id", "created_at", "provider", "model", "path", "request_type", "success", "cached",
     "status_code", "step", "duration_ms", "ttfb_ms", "tokens_in", "tokens_out", "cost", "custom_cost",
     "metadata", "request_content_type", "response_content_type", "event_id", "feedback", "score",
-    "attempts",
+    "attempts", "dlp_action",
 )  # fmt: skip
 _DETAIL_COLUMNS = (
     *_LIST_COLUMNS, "request_size", "response_size", "request_body", "request_body_complete",
     "response_body", "response_body_complete", "user_agent", "authenticated", "error",
-    "connection_id", "frames_in", "frames_out", "close_code", "gateway_notes",
+    "connection_id", "frames_in", "frames_out", "close_code", "gateway_notes", "dlp",
 )  # fmt: skip
 
 
@@ -100,6 +100,7 @@ def public_log(row: Mapping[str, Any]) -> dict[str, Any]:
         "feedback": row["feedback"],
         "score": row["score"],
         "attempts": row["attempts"],
+        "dlp_action": row["dlp_action"],
     }
     if "request_body" in row:
         out.update(
@@ -117,6 +118,7 @@ def public_log(row: Mapping[str, Any]) -> dict[str, Any]:
             frames_out=row["frames_out"],
             close_code=row["close_code"],
             gateway_notes=row["gateway_notes"],
+            dlp=row["dlp"],
         )
     return out
 

@@ -101,10 +101,14 @@ def _compiled(key: bytes) -> CompiledDlp | None:
     config = DlpIn.model_validate_json(key)
     if config.policies is None:
         assert config.action is not None and config.profiles is not None
-        policies = [Policy("default", config.action, frozenset(("REQUEST", "RESPONSE")), tuple(config.profiles))]
+        policies = [
+            Policy("default", config.action, frozenset(("REQUEST", "RESPONSE")), tuple(config.profiles))
+        ]
     else:
         policies = [
-            Policy(p.id, p.action, frozenset(p.check), tuple(p.profiles)) for p in config.policies if p.enabled
+            Policy(p.id, p.action, frozenset(p.check), tuple(p.profiles))
+            for p in config.policies
+            if p.enabled
         ]
     if not policies:
         return None

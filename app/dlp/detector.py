@@ -143,7 +143,9 @@ class ProfileSetDetector:
         found.sort(key=lambda m: m.start)
         return found
 
-    def scan_from(self, text: str, positions: list[int], decided_before: int) -> tuple[list[Match], list[int]]:
+    def scan_from(
+        self, text: str, positions: list[int], decided_before: int
+    ) -> tuple[list[Match], list[int]]:
         """A growing text: each detector resumes at its own position and reports only matches that
         start before `decided_before` (the text after it is not all there yet, so a match starting
         there could still grow); it returns the positions to resume at."""

@@ -148,7 +148,7 @@ def _tool_arguments(calls: list[Any]) -> Iterator[Place]:
             yield from _text(call, "arguments")
 
 
-def REQUEST_FIELDS(body: dict[str, Any]) -> Iterator[Place]:  # noqa: N802 (a table of shapes)
+def REQUEST_FIELDS(body: dict[str, Any]) -> Iterator[Place]:
     for message in _each(body, "messages"):
         yield from _content(message, "content")
         yield from _tool_arguments(_each(message, "tool_calls"))
@@ -175,7 +175,7 @@ def _google_part(part: Any) -> Iterator[Place]:
         yield from _text(part["functionResponse"], "response")
 
 
-def RESPONSE_FIELDS(body: dict[str, Any]) -> Iterator[Place]:  # noqa: N802
+def RESPONSE_FIELDS(body: dict[str, Any]) -> Iterator[Place]:
     for choice in _each(body, "choices"):
         message = choice.get("message") if isinstance(choice, dict) else None
         if isinstance(message, dict):

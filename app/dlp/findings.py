@@ -57,9 +57,7 @@ class Findings:
         for finding in self.items:
             if finding.profile_id == profile_id and finding.check == check:
                 return finding
-        policies = [
-            p.id for p in self._config.policies if check in p.checks and profile_id in p.profiles
-        ]
+        policies = [p.id for p in self._config.policies if check in p.checks and profile_id in p.profiles]
         finding = Finding(profile_id, check, policies)
         self.items.append(finding)
         self.items.sort(key=lambda f: f.check != "REQUEST")  # REQUEST findings first (stable)

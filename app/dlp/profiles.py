@@ -64,6 +64,8 @@ def _only_if(check: Callable[[str], bool], entry_id: str) -> Classify:
 
 # "A digit not preceded by a digit", written digit-first so the search skips to digits fast.
 _FIRST_DIGIT = r"\d(?<!\d\d)"
+_CARD = _FIRST_DIGIT + r"(?:[ -]?\d){12,18}(?!\d)"
+_IBAN = r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])"
 _CARD_BRANDS = ("visa", "mastercard", "amex", "discover", "jcb", "diners", "unionpay")
 _EMAIL_LOCAL = "A-Za-z0-9._%+-"
 _GENERIC_VALUE = r"A-Za-z0-9_\-/+=."
@@ -72,7 +74,9 @@ _GENERIC_KEYWORDS = ("api_key", "api-key", "apikey", "secret", "token", "passwor
 
 def _ssn(sep: str) -> Detector:
     pattern = _FIRST_DIGIT + rf"\d\d{sep}\d\d{sep}\d{{4}}(?!\d)"
-    return Detector("us_ssn", "us_ssn.number", pattern, DIGIT_RUNS, classify=_only_if(ssn_valid, "us_ssn.number"))
+    return Detector(
+        "us_ssn", "us_ssn.number", pattern, DIGIT_RUNS, classify=_only_if(ssn_valid, "us_ssn.number")
+    )
 
 
 def _vendor(entry: str) -> Detector:
@@ -89,8 +93,7 @@ PROFILES: dict[str, Profile] = {
             "credit_card",
             "Credit Card Numbers",
             tuple(Entry(f"credit_card.{brand}", f"{brand.title()} Card Number") for brand in _CARD_BRANDS),
-            (Detector("credit_card", "credit_card.visa", _FIRST_DIGIT + r"(?:[ -]?\d){12,18}(?!\d)", DIGIT_RUNS,
-                      classify=credit_card_entry),),
+            (Detector("credit_card", "credit_card.visa", _CARD, DIGIT_RUNS, classify=credit_card_entry),),
         ),
         Profile(
             "us_ssn",
@@ -138,8 +141,7 @@ PROFILES: dict[str, Profile] = {
             (
                 Detector(
                     "iban", "iban.number",
-                    r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])",
-                    DIGIT_RUNS, classify=_only_if(iban_valid, "iban.number"), lead=2,
+                    _IBAN, DIGIT_RUNS, classify=_only_if(iban_valid, "iban.number"), lead=2,
                 ),
             ),
         ),

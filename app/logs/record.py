@@ -59,6 +59,8 @@ class LogRecord:
     frames_out: int | None = None
     close_code: int | None = None
     gateway_notes: str | None = None  # what degraded while serving it (Redis down: cache, rate limiter)
+    dlp_action: str | None = None  # DLP findings (app/pipeline/dlp.py); bodies are already redacted
+    dlp: dict[str, Any] | None = None
 
     def mark_first_byte(self) -> None:
         self.ttfb_ms = round((time.perf_counter() - self.started) * 1000)
@@ -128,4 +130,6 @@ class LogRecord:
             "frames_out": self.frames_out,
             "close_code": self.close_code,
             "gateway_notes": self.gateway_notes,
+            "dlp_action": self.dlp_action,
+            "dlp": self.dlp,
         }
