@@ -183,7 +183,7 @@ PROFILES: dict[str, Profile] = {
                 Detector(
                     "api_keys", "api_keys.generic",
                     "(?:" + "|".join(_GENERIC_KEYWORDS) + r")[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\"']?"
-                    rf"(?<![{_GENERIC_VALUE}])(?P<v>[{_GENERIC_VALUE}]{{16,200}})(?![{_GENERIC_VALUE}])",
+                    rf"(?P<v>[{_GENERIC_VALUE}]{{16,200}})(?![{_GENERIC_VALUE}])",
                     _GENERIC_KEYWORDS, fold=True, classify=generic_secret_entry,
                 ),
             ),
