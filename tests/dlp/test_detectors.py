@@ -42,7 +42,8 @@ POSITIVE = [
     ("api_keys.github", "gh ghp_" + "a1" * 18, "ghp_" + "a1" * 18),
     ("api_keys.github", "pat github_pat_11ABCDEFG0123456789_abcd", "github_pat_11ABCDEFG0123456789_abcd"),
     ("api_keys.slack", "slack xoxb-1234567890-abc", "xoxb-1234567890-abc"),
-    ("api_keys.google", "g AIzaSyA1234567890abcdefghijklmnopqrstuv", "AIzaSyA1234567890abcdefghijklmnopqrstuv"),
+    ("api_keys.google", "g AIzaSyA1234567890abcdefghijklmnopqrstuv",
+     "AIzaSyA1234567890abcdefghijklmnopqrstuv"),
     ("api_keys.stripe", "s sk_live_abcdefghijklmnop1234", "sk_live_abcdefghijklmnop1234"),
     ("api_keys.jwt", f"bearer {JWT}", JWT),
     ("api_keys.generic", 'password: "hunter2hunter2abc9"', "hunter2hunter2abc9"),
@@ -86,7 +87,9 @@ NEGATIVE = [
 ]
 
 
-@pytest.mark.parametrize(("entry", "text", "secret"), POSITIVE, ids=[p[0] + ":" + p[2][:12] for p in POSITIVE])
+@pytest.mark.parametrize(
+    ("entry", "text", "secret"), POSITIVE, ids=[p[0] + ":" + p[2][:12] for p in POSITIVE]
+)
 def test_each_entry_finds_its_samples(entry: str, text: str, secret: str) -> None:
     found = [(m.entry_id, text[m.start : m.end]) for m in ALL.scan(text)]
     assert (entry, secret) in found
