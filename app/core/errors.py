@@ -107,3 +107,19 @@ class InternalError(GatewayError):
 
 class UnknownKeyAlias(GatewayError):
     code, status, default_message = 2040, 400, "Unknown stored key alias"
+
+
+class DlpBlocked(GatewayError):
+    """A DLP policy blocked the request or its response; the findings go with it (`cf-aig-dlp`)."""
+
+    def __init__(self, dlp_header: str | None, *, context: ErrorContext | None = None) -> None:
+        super().__init__(context=context)
+        self.dlp_header = dlp_header
+
+
+class RequestBlockedByDlp(DlpBlocked):
+    code, status, default_message = 2029, 400, "Request content blocked due to DLP policy violations"
+
+
+class ResponseBlockedByDlp(DlpBlocked):
+    code, status, default_message = 2030, 400, "Response content blocked due to DLP policy violations"

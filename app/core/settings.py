@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     max_upstream_head_bytes: int = 64 * 1024
     max_response_bytes: int = 32 * 1024 * 1024  # decoded
     max_sse_event_bytes: int = 4 * 1024 * 1024
+    # DLP on streamed responses: characters of text that must follow an event before it is sent.
+    dlp_stream_holdback_chars: int = Field(default=256, ge=256)
     # `pool`: the project's HTTP/1.1 pool as an httpx transport; `httpx`: stock httpx (HTTP/2 too).
     upstream_transport: Literal["pool", "httpx"] = "pool"
     # Keep-alive comments on streams the gateway composes itself, while waiting for the next event.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import field_validator
 from sqlalchemy import func
@@ -14,6 +14,7 @@ from app.db.fields import INT32_MAX, GatewayId, UtcDatetime
 from app.db.log_store import purge_gateway
 from app.db.models import Gateway, GatewayBase, ProviderConfig, utcnow
 from app.db.routes import delete_gateway_routes
+from app.dlp.config import DlpIn
 
 
 class GatewayExists(Exception):
@@ -26,6 +27,7 @@ class _GatewayInput(GatewayBase):
     rate_limiting_technique: Literal["fixed", "sliding"] = "fixed"
     log_management_strategy: Literal["STOP_INSERTING", "DELETE_OLDEST"] | None = None
     retry_backoff: Literal["constant", "linear", "exponential"] | None = None
+    dlp: DlpIn | None = None  # type: ignore[assignment]  # validated here, stored as written
 
     @field_validator("cache_ttl", "rate_limiting_limit", "rate_limiting_interval", "log_management")
     @classmethod
@@ -33,6 +35,12 @@ class _GatewayInput(GatewayBase):
         if value is not None and value > INT32_MAX:
             raise ValueError(f"must be at most {INT32_MAX}")
         return value
+
+    def stored_fields(self, *, only_sent: bool) -> dict[str, Any]:
+        fields = self.model_dump(exclude_unset=only_sent)
+        if "dlp" in fields:
+            fields["dlp"] = self.dlp.stored() if self.dlp is not None else None
+        return fields
 
 
 class GatewayCreate(_GatewayInput):
@@ -57,7 +65,8 @@ async def create_gateway(session: AsyncSession, account_id: str, data: GatewayCr
         raise GatewayExists(data.id)
     stamp = utcnow()
     row = Gateway.model_validate(
-        data, update={"account_id": account_id, "created_at": stamp, "modified_at": stamp}
+        data.stored_fields(only_sent=False),
+        update={"account_id": account_id, "created_at": stamp, "modified_at": stamp},
     )
     # Rows the log writer still had queued for a deleted gateway of this id must not show up here.
     await purge_gateway(await session.connection(), (account_id, data.id))
@@ -97,7 +106,7 @@ async def list_gateways(
 
 
 async def update_gateway(session: AsyncSession, row: Gateway, data: GatewayUpdate) -> Gateway:
-    row.sqlmodel_update(data.model_dump(exclude_unset=True))
+    row.sqlmodel_update(data.stored_fields(only_sent=True))
     row.modified_at = utcnow()
     session.add(row)
     await session.commit()

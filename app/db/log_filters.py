@@ -46,7 +46,7 @@ _NULL_TEXT = cast(null(), String)
 
 TOTAL_TOKENS = func.coalesce(LOGS.c.tokens_in, 0) + func.coalesce(LOGS.c.tokens_out, 0)
 
-# Filter key → (SQL expression, kind). The keys are the public API's; `model_type`, `dlp_action`
+# Filter key → (SQL expression, kind). The keys are the public API's; `model_type`
 # and `wholesale` have no counterpart here and match as null / false.
 FIELDS: dict[str, tuple[Any, Kind]] = {
     "id": (LOGS.c.id, Kind.ID),
@@ -75,7 +75,7 @@ FIELDS: dict[str, tuple[Any, Kind]] = {
     "custom_cost": (LOGS.c.custom_cost, Kind.BOOL),
     "compatibilityMode": (LOGS.c.request_type == "compat", Kind.BOOL),
     "wholesale": (false(), Kind.BOOL),
-    "dlp_action": (_NULL_TEXT, Kind.TEXT),
+    "dlp_action": (LOGS.c.dlp_action, Kind.TEXT),
 }
 FILTER_KEYS = (*FIELDS, *METADATA_KEYS)
 

@@ -37,13 +37,14 @@ _LIST_COLUMNS = (
     "id", "created_at", "provider", "model", "path", "request_type", "success", "cached",
     "status_code", "step", "duration_ms", "ttfb_ms", "tokens_in", "tokens_out", "cost", "custom_cost",
     "metadata", "request_content_type", "response_content_type", "event_id", "feedback", "score",
-    "attempts",
+    "attempts", "dlp_action",
 )  # fmt: skip
 _DETAIL_COLUMNS = (
     *_LIST_COLUMNS, "request_size", "response_size", "request_body", "request_body_complete",
     "response_body", "response_body_complete", "user_agent", "authenticated", "error",
     "connection_id", "frames_in", "frames_out", "close_code", "gateway_notes",
     "route_id", "route_name", "route_version_id", "route_element_id",
+    "dlp",
 )  # fmt: skip
 
 
@@ -101,6 +102,7 @@ def public_log(row: Mapping[str, Any]) -> dict[str, Any]:
         "feedback": row["feedback"],
         "score": row["score"],
         "attempts": row["attempts"],
+        "dlp_action": row["dlp_action"],
     }
     if "request_body" in row:
         out.update(
@@ -122,6 +124,7 @@ def public_log(row: Mapping[str, Any]) -> dict[str, Any]:
             route_name=row["route_name"],
             route_version_id=row["route_version_id"],
             route_element_id=row["route_element_id"],
+            dlp=row["dlp"],
         )
     return out
 

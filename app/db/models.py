@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
@@ -26,6 +27,8 @@ class GatewayBase(SQLModel):
     retry_max_attempts: int | None = Field(default=None, ge=1, le=5)
     retry_delay: int | None = Field(default=None, ge=0, le=5000)
     retry_backoff: str | None = Field(default=None, max_length=16)
+    # DLP policies as written (app/dlp/config.py validates them; migration 0007_dlp).
+    dlp: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class Gateway(GatewayBase, table=True):
@@ -114,6 +117,9 @@ class Log(SQLModel, table=True):
     route_name: str | None = Field(default=None, max_length=64)
     route_version_id: str | None = Field(default=None, max_length=64)
     route_element_id: str | None = Field(default=None, max_length=64)
+    # DLP: "FLAG", "BLOCK" or null, and the findings with counts (never matched text).
+    dlp_action: str | None = Field(default=None, max_length=8)
+    dlp: dict[str, object] | None = Field(default=None, sa_column=Column("dlp", JSON))
 
 
 class LogMetadata(SQLModel, table=True):

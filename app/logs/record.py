@@ -72,6 +72,8 @@ class LogRecord:
     gateway_notes: str | None = None  # what degraded while serving it (Redis down: cache, rate limiter)
     route: RouteTag | None = None  # a call made by a dynamic route
     free: bool = False  # costs nothing whatever its model (a route that ended without success)
+    dlp_action: str | None = None  # DLP findings (app/pipeline/dlp.py); bodies are already redacted
+    dlp: dict[str, Any] | None = None
 
     def mark_first_byte(self) -> None:
         self.ttfb_ms = round((time.perf_counter() - self.started) * 1000)
@@ -142,6 +144,8 @@ class LogRecord:
             "close_code": self.close_code,
             "gateway_notes": self.gateway_notes,
             **_route_columns(self.route),
+            "dlp_action": self.dlp_action,
+            "dlp": self.dlp,
         }
 
 

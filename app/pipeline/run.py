@@ -17,6 +17,8 @@ from app.pipeline.admission import Admission
 from app.pipeline.cache_slot import CacheSlot, CacheSlots
 from app.pipeline.collaborators import GatewaySource, PipelineMetrics, ProviderSource, RecordSink
 from app.pipeline.compat import compat_error_result, to_openai_format
+from app.pipeline.dlp import RequestDlp
+from app.pipeline.dlp_stream import DlpStream
 from app.pipeline.recording import Recorder, StepLog
 from app.pipeline.request_checks import check_steps
 from app.pipeline.retry import send_with_retries
@@ -84,6 +86,7 @@ class Pipeline:
                 return await self.routes.run(request, target, self.admission.admit)
         started = time.perf_counter()
         gateway, authenticated = await self.admission.admit(request)
+        dlp = RequestDlp.of(gateway.dlp, request.steps, request.request_content_type)  # before compat
         try:
             translations = [self._compat(step) for step in request.steps]
         except CompatRequestError as error:
@@ -96,8 +99,11 @@ class Pipeline:
         runs = plan_steps(request, gateway, authenticated, providers)
         await self._enforce_rate_limit(runs[0])
         for run, translation in zip(runs, translations, strict=True):
+            run.dlp = dlp
             result = await self._run_step(run)
             if result is not None:
+                if dlp is not None and (finding := dlp.header()) is not None:
+                    result.headers.append(finding)
                 if translation is not None:
                     result = to_openai_format(translation, result)
                 result.meta.gateway_ms = (time.perf_counter() - started) * 1000 - result.meta.upstream_ms
@@ -159,6 +165,8 @@ class Pipeline:
         if step.query_string:
             url = f"{url}?{step.query_string}"
         log = self.recorder.begin(run)
+        if run.dlp is not None:  # before the cache: a blocked prompt is never served from it
+            run.dlp.check_request(run.index, log, run.error_context())
         slot = self._cache_slots.open(run, url)
         if slot is None:
             return await self._call(run, log, url, "BYPASS" if run.options.skip_cache else "MISS", None)
@@ -227,7 +235,13 @@ class Pipeline:
         if ok and content_type is not None and content_type.startswith("text/event-stream"):
             meta.upstream_ms = (time.perf_counter() - upstream_started) * 1000
             keep = self._settings.cache_max_entry_bytes
-            stream = UpstreamStream(response, headers, log, slot, keep, self._settings.max_sse_event_bytes)
+            limit = self._settings.max_sse_event_bytes
+            if run.dlp is not None and run.dlp.checks_responses:
+                held = DlpStream(response, headers, log, slot, keep, limit)
+                holdback = self._settings.dlp_stream_holdback_chars
+                await held.with_dlp(run.dlp, holdback, run.error_context()).prime()
+                return GatewayResult(status, headers, meta, stream=held)
+            stream = UpstreamStream(response, headers, log, slot, keep, limit)
             return GatewayResult(status, headers, meta, stream=stream)
         try:
             body = await response.aread()
@@ -239,6 +253,8 @@ class Pipeline:
         meta.upstream_ms = (time.perf_counter() - upstream_started) * 1000
         log.record.add_response_bytes(body)
         log.record.full_body = body  # a reference, not a copy; usage is read by the log writer
+        if ok and run.dlp is not None:
+            run.dlp.check_response(body, content_type, log, run.error_context())
         log.finish(status, ok)
         if not ok and not run.is_last:
             return None

@@ -4,6 +4,7 @@ request's, its ids, and the retry policy that follows from them and the gateway'
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from app.core.errors import ErrorContext
 from app.core.ids import new_log_id
@@ -13,6 +14,9 @@ from app.pipeline.retry import RetryPolicy
 from app.pipeline.types import CacheStatus, GatewayRequest, Options, ResultMeta, Step
 from app.providers.base import Provider
 from app.services.config import GatewayConfig
+
+if TYPE_CHECKING:
+    from app.pipeline.dlp import RequestDlp
 
 
 @dataclass(slots=True)
@@ -30,6 +34,7 @@ class StepRun:
     notes: Notes = field(default_factory=Notes)  # what degraded (log column gateway_notes)
     route: RouteTag | None = None  # a model element of a dynamic route (pipeline/routing.py)
     policy: RetryPolicy | None = None  # set by the route's element instead of options and gateway
+    dlp: RequestDlp | None = None  # the request's DLP, when its gateway has any
 
     def meta(self, status: int, cache_status: CacheStatus, content_type: str | None) -> ResultMeta:
         return ResultMeta(self.log_id, self.event_id, self.index, cache_status, content_type, status)

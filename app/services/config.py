@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.errors import GatewayError, ServiceUnavailable
 from app.db.models import Gateway, Token, utcnow
+from app.dlp.config import CompiledDlp, compile_dlp
 
 logger = logging.getLogger("aigw.config")
 
@@ -46,6 +47,7 @@ class GatewayConfig:
     retry_backoff: str | None
     log_management: int | None
     log_management_strategy: str | None
+    dlp: CompiledDlp | None = None  # None: DLP off (the request path skips it entirely)
 
     @classmethod
     def from_row(cls, row: Gateway) -> GatewayConfig:
@@ -63,6 +65,7 @@ class GatewayConfig:
             retry_backoff=row.retry_backoff,
             log_management=row.log_management,
             log_management_strategy=row.log_management_strategy,
+            dlp=compile_dlp(row.dlp),
         )
 
 

@@ -11,7 +11,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.core.errors import GatewayError, RateLimited, UpstreamRefused
+from app.core.errors import DlpBlocked, GatewayError, RateLimited, UpstreamRefused
 
 
 def gateway_error_json(error: GatewayError) -> bytes:
@@ -42,6 +42,8 @@ def error_headers(error: GatewayError) -> list[tuple[bytes, bytes]]:
         ]
     if isinstance(error, RateLimited) and error.retry_after_s is not None:
         headers.append((b"retry-after", retry_after_header(error.retry_after_s).encode()))
+    if isinstance(error, DlpBlocked) and error.dlp_header is not None:
+        headers.append((b"cf-aig-dlp", error.dlp_header.encode()))
     return headers
 
 

@@ -1,0 +1,107 @@
+"""DLP in the run of one request: the client's bodies are scanned once, before any translation;
+each step applies its request check before the cache lookup (a BLOCK ends the request with 2029,
+logged), a body response is checked before it is cached or returned (2030), and a stream goes
+through the hold-back of `dlp_stream.py`. Matched text is redacted in every stored body.
+
+Gateways without DLP never reach this module (`RequestDlp.of` answers None).
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from app.core.errors import ErrorContext, RequestBlockedByDlp, ResponseBlockedByDlp
+from app.dlp.config import CompiledDlp
+from app.dlp.detector import Match
+from app.dlp.extract import extract_body
+from app.dlp.findings import Findings
+from app.logs.record import LogRecord
+from app.pipeline.recording import StepLog
+from app.pipeline.types import Step
+
+
+class RequestDlp:
+    __slots__ = ("_request_matches", "config", "findings")
+
+    def __init__(self, config: CompiledDlp, steps: list[Step], content_type: str | None) -> None:
+        self.config = config
+        self.findings = Findings(config)
+        detector = config.request
+        self._request_matches: list[tuple[list[Match], dict[str, str]]] = []
+        for step in steps:  # before compat translation: what the client sent
+            extracted = extract_body(step.body, _content_type(step, content_type), response=False)
+            matches = detector.scan(extracted.text) if detector and extracted else []
+            secrets = {extracted.text[m.start : m.end]: m.entry_id for m in matches} if extracted else {}
+            self._request_matches.append((matches, secrets))
+
+    @classmethod
+    def of(cls, config: CompiledDlp | None, steps: list[Step], content_type: str | None) -> RequestDlp | None:
+        return cls(config, steps, content_type) if config is not None else None
+
+    @property
+    def checks_responses(self) -> bool:
+        return self.config.response is not None
+
+    def check_request(self, index: int, log: StepLog, context: ErrorContext) -> None:
+        """Step `index`, before its cache lookup: record findings, redact the stored request, and
+        raise 2029 (logged as a 400) when a policy blocks it."""
+        matches, secrets = self._request_matches[index]
+        if not matches:
+            return
+        record = log.record
+        record.request_size_override = len(record.request_body)
+        record.request_body = redact_bytes(record.request_body, secrets)
+        blocked = self.findings.add("REQUEST", matches)
+        self.record_findings(record)
+        if blocked:
+            error = RequestBlockedByDlp(self.findings.header(), context=context)
+            log.finish(error.status, False, f"{error.code}: {error.message}")
+            raise error
+
+    def check_response(
+        self, body: bytes, content_type: str | None, log: StepLog, context: ErrorContext
+    ) -> None:
+        """A whole response body, before it is cached or returned: 2030 when a policy blocks it."""
+        detector = self.config.response
+        extracted = extract_body(body, content_type, response=True) if detector else None
+        if detector is None or extracted is None:
+            return
+        matches = detector.scan(extracted.text)
+        if not matches:
+            return
+        record = log.record
+        redacted = redact_bytes(body, {extracted.text[m.start : m.end]: m.entry_id for m in matches})
+        record.response_head, record.response_size = b"", 0
+        record.add_response_bytes(redacted)
+        record.response_size, record.full_body = len(body), redacted
+        blocked = self.findings.add("RESPONSE", matches)
+        self.record_findings(record)
+        if blocked:
+            error = ResponseBlockedByDlp(self.findings.header(), context=context)
+            log.finish(error.status, False, f"{error.code}: {error.message}")
+            raise error
+
+    def record_findings(self, record: LogRecord) -> None:
+        record.dlp = self.findings.log_json()
+        record.dlp_action = self.findings.action
+
+    def header(self) -> tuple[str, str] | None:
+        value = self.findings.header()
+        return ("cf-aig-dlp", value) if value is not None else None
+
+
+def redact_bytes(data: bytes, secrets: dict[str, str]) -> bytes:
+    """Every occurrence of each matched text, raw or JSON-escaped, replaced by its marker: the
+    stored body may be the client's or its translation, which carries the same strings."""
+    for secret, entry in sorted(secrets.items(), key=lambda item: -len(item[0])):
+        marker = f"[REDACTED:{entry}]".encode()
+        raw = secret.encode()
+        escaped = orjson.dumps(secret)[1:-1]
+        data = data.replace(raw, marker)
+        if escaped != raw:
+            data = data.replace(escaped, marker)
+    return data
+
+
+def _content_type(step: Step, fallback: str | None) -> str | None:
+    return next((v for n, v in step.headers if n.lower() == "content-type"), fallback)

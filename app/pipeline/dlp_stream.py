@@ -1,0 +1,188 @@
+"""A relayed stream under a response DLP policy: events are held back until HOLDBACK characters
+of text have arrived after them (or the stream ended), so every match that touches an event is
+known before the event is sent, and no part of a blocked match ever reaches the client.
+
+The text of each event (`app/dlp/stream_text.py`) is fed in order to the detectors, which decide
+matches only where the text after them is all there. A BLOCK ends the stream: before anything
+was sent, as the plain 400 / 2030 answer (`prime`); after, as one terminal error event. The log
+gets each event redacted, as it is released or when the stream ends.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from app.core.errors import ErrorContext, ResponseBlockedByDlp, StreamInterrupted
+from app.core.sse import SSEEventTooLarge
+from app.dlp.detector import Match, ProfileSetDetector
+from app.dlp.extract import Extracted
+from app.dlp.profiles import DECISION_CHARS
+from app.dlp.stream_text import event_text
+from app.pipeline.dlp import RequestDlp
+from app.pipeline.stream import UpstreamStream
+from app.providers.usage import loads_or_none
+from app.upstream.errors import UpstreamError
+
+_KEEP_BEFORE = 80  # text kept before the detectors' positions: look-behinds, an email's local part
+
+
+@dataclass(slots=True)
+class _Held:
+    raw: bytes  # the event as the upstream sent it, with its blank line
+    name: bytes | None
+    extracted: Extracted | None
+    start: int  # its text's span in the stream's text
+    end: int
+
+
+class DlpStream(UpstreamStream):
+    """Built like `UpstreamStream`, then `with_dlp` before `prime`."""
+
+    def with_dlp(self, dlp: RequestDlp, holdback: int, context: ErrorContext) -> DlpStream:
+        detector = dlp.config.response
+        assert detector is not None
+        self._dlp, self._context = dlp, context
+        self._detector: ProfileSetDetector = detector
+        self._holdback = max(holdback, DECISION_CHARS)
+        self._positions = [0] * detector.size
+        self._text, self._base, self._total = "", 0, 0
+        self._raw = b""
+        self._held: deque[_Held] = deque()
+        self._ready: deque[bytes] = deque()
+        self._matches: list[Match] = []
+        self._eof = False
+        self._upstream = self._response.aiter_bytes()
+        return self
+
+    async def prime(self) -> None:
+        """Read until the first event may go out (headers go with it), the stream ends, or a BLOCK."""
+        try:
+            while not self._ready and not self._eof:
+                await self._pull()
+        except UpstreamError as exc:
+            await self._end(None, f"stream interrupted: {exc}")
+            raise StreamInterrupted("Upstream stream interrupted after it started") from None
+
+    async def _relay(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                while self._ready:
+                    yield self._ready.popleft()
+                if self._eof:
+                    break
+                await self._pull()
+        except UpstreamError as exc:
+            await self._end(None, f"stream interrupted: {exc}")
+            raise StreamInterrupted("Upstream stream interrupted after it started") from None
+        except SSEEventTooLarge:
+            await self._end(None, "stream interrupted: AIGW_MAX_SSE_EVENT_BYTES exceeded")
+            raise StreamInterrupted("Upstream stream interrupted: an event exceeded the size limit") from None
+        await self._end(self._chunks, None)
+
+    async def _pull(self) -> None:
+        try:
+            chunk = await self._upstream.__anext__()
+        except StopAsyncIteration:
+            self._eof = True
+            if self._raw.strip():
+                self._add_event(self._raw + b"\n\n")
+            self._raw = b""
+            await self._decide(None)
+            return
+        self._observe(chunk)
+        await self._decide(self._total - self._holdback)
+
+    def _observe(self, chunk: bytes) -> None:
+        """Usage, the cache copy and the size as the base does; events into the hold-back."""
+        record = self._record
+        record.response_size += len(chunk)
+        if self._chunks is not None:
+            self._kept += len(chunk)
+            if self._kept > self._keep_up_to:
+                self._chunks = None  # too large to cache; stop copying
+            else:
+                self._chunks.append(chunk)
+        raw = self._raw + chunk
+        if b"\r" in raw:
+            raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        start = 0
+        while (end := raw.find(b"\n\n", start)) >= 0:
+            self._add_event(raw[start : end + 2])
+            start = end + 2
+        self._raw = raw[start:]
+        if len(self._raw) > self._splitter_limit():
+            raise SSEEventTooLarge("an event larger than the limit")
+
+    def _splitter_limit(self) -> int:
+        return self._splitter._limit or 1 << 62
+
+    def _add_event(self, raw: bytes) -> None:
+        name, data = _parse(raw)
+        if data is not None and b"sage" in data:
+            self._usage.absorb(loads_or_none(data))
+        extracted = event_text(data) if data is not None else None
+        start = self._total
+        if extracted is not None:
+            self._text += extracted.text
+            self._total += len(extracted.text)
+        self._held.append(_Held(raw, name, extracted, start, self._total))
+
+    async def _decide(self, decided_before: int | None) -> None:
+        """Scan what is decidable, stop on a BLOCK, release the events all of whose matches are known."""
+        limit = self._total + DECISION_CHARS + 1 if decided_before is None else decided_before
+        base = self._base
+        found, positions = self._detector.scan_from(
+            self._text, [p - base for p in self._positions], max(limit - base, 0)
+        )
+        self._positions = [p + base for p in positions]
+        matches = [Match(m.entry_id, m.start + base, m.end + base) for m in found]
+        if matches:
+            self._matches += matches
+            if self._dlp.findings.add("RESPONSE", matches):
+                await self._block()
+            self._dlp.record_findings(self._record)
+        while self._held and (decided_before is None or self._held[0].end <= decided_before):
+            self._release(self._held.popleft())
+        cut = min(self._positions) - _KEEP_BEFORE - base
+        if cut > 4096:  # drop text the detectors are done with, in large steps
+            self._text, self._base = self._text[cut:], base + cut
+
+    def _release(self, held: _Held, send: bool = True) -> None:
+        self._record.response_head = self._log_head(held)
+        if send:
+            self._ready.append(held.raw)
+        self._matches = [m for m in self._matches if m.end > held.end]
+
+    def _log_head(self, held: _Held) -> bytes:
+        record = self._record
+        overlapping = [m for m in self._matches if m.start < held.end and m.end > held.start]
+        raw = held.raw
+        if overlapping and held.extracted is not None:
+            shifted = [Match(m.entry_id, m.start - held.start, m.end - held.start) for m in overlapping]
+            name = b"event: " + held.name + b"\n" if held.name is not None else b""
+            raw = name + b"data: " + held.extracted.redacted(shifted) + b"\n\n"
+        room = record.body_limit - len(record.response_head)
+        return record.response_head + raw[:room] if room > 0 and record.keep_payload else record.response_head
+
+    async def _block(self) -> None:
+        while self._held:  # logged redacted, never sent
+            self._release(self._held.popleft(), send=False)
+        self._ready.clear()
+        error = ResponseBlockedByDlp(self._dlp.findings.header(), context=self._context)
+        self._dlp.record_findings(self._record)
+        await self._end(None, f"{error.code}: {error.message}")
+        raise error
+
+
+def _parse(raw: bytes) -> tuple[bytes | None, bytes | None]:
+    name: bytes | None = None
+    data: list[bytes] = []
+    for line in raw.split(b"\n"):
+        if line.startswith(b"data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(b" ") else value)
+        elif line.startswith(b"event:"):
+            name = line[6:].strip()
+    return name, b"\n".join(data) if data else None
