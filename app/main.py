@@ -14,6 +14,7 @@ from redis import asyncio as redis_asyncio
 
 from app.api import health
 from app.api.docs import install_docs
+from app.api.json_body import JSONBodies
 from app.auth.secretbox import SecretBox
 from app.core.errors import GatewayError
 from app.core.metrics import Metrics
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_docs(app)
+    app.add_middleware(JSONBodies)  # management bodies are JSON whatever their Content-Type says
     app.state.settings = settings
     app.add_exception_handler(GatewayError, gateway_error_handler)
     app.include_router(health.router)
