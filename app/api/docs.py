@@ -13,6 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from app.api.guide import install_guide
+
 STATIC_URL = "/static-docs"
 REDOC_JS_URL = "/docs-assets/redoc.standalone.js"
 MANAGEMENT_SCHEME = "managementToken"
@@ -36,6 +38,7 @@ def add_management_docs(schema: dict[str, Any]) -> None:
 
 
 def install_docs(app: FastAPI) -> None:
+    install_guide(app)
     assets = resources.files("fastapi_offline") / "static"
     app.mount(STATIC_URL, StaticFiles(directory=str(assets)), name="static-docs")
     redoc_js = (assets / "redoc.standalone.js").read_bytes().replace(_CDN_LOGO, _INLINE_LOGO)
