@@ -7,6 +7,7 @@ WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
+COPY docs ./docs
 RUN pip install -e . && useradd --system --uid 10001 --home /app aigw && mkdir /data && chown aigw /data
 
 USER aigw

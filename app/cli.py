@@ -6,7 +6,11 @@ prints a token the management API accepts. The commands reuse the API's own quer
 app.db.gateways), so both paths validate and store identically, and with AIGW_REDIS_URL set they
 announce their changes to running servers the same way (app/services/invalidation.py).
 
-Exit status: 0 done, 1 refused (already exists, not found), 2 invalid arguments.
+Every command says on stderr which database it uses (a relative SQLite path follows the current
+directory); the read-only ones (`tokens list`, `gateways list`) refuse rather than create a
+SQLite file that does not exist. stdout carries only results (a token's value, JSON lines).
+
+Exit status: 0 done, 1 refused (already exists, not found, no database), 2 invalid arguments.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.settings import Settings
 from app.db import gateways, tokens
+from app.db.location import describe, missing_sqlite_file
 from app.db.migrate import upgrade
 from app.db.session import create_engine, session_factory
 from app.services.invalidation import Change, announce
@@ -45,14 +50,35 @@ def _print(model: BaseModel) -> None:
     print(json.dumps(model.model_dump(mode="json")))
 
 
+def _say(message: str) -> None:
+    print(f"aigw: {message}", file=sys.stderr, flush=True)
+
+
+def _open_database(settings: Settings, *, read_only: bool = False) -> None:
+    """Say which database this command uses, and migrate it. A read-only command never creates a
+    SQLite file: an empty new database would only answer "nothing here", silently."""
+    _say(f"database {describe(settings.database_url)}")
+    missing = missing_sqlite_file(settings.database_url) if read_only else None
+    if missing is not None:
+        raise Refused(
+            f"no database at {missing}; run this from the directory the server runs in, or set "
+            "AIGW_DATABASE_URL to the server's database (e.g. sqlite:////absolute/path/aigw.db)"
+        )
+    upgrade(settings.database_url)
+
+
 def _with_session(
     settings: Settings,
     work: Callable[[AsyncSession], Awaitable[T]],
     changes: Callable[[T], list[Change]] | None = None,
+    *,
+    may_create: bool | None = None,
 ) -> T:
     """Run `work` in a session; then tell running servers what it changed (`changes` of its result),
-    so their cached copies are evicted at once rather than when their TTL ends."""
-    upgrade(settings.database_url)
+    so their cached copies are evicted at once rather than when their TTL ends. A command that only
+    reads (no `changes`) or could not succeed on a new database (`may_create=False`) never creates
+    one."""
+    _open_database(settings, read_only=not (changes is not None if may_create is None else may_create))
 
     async def run() -> T:
         engine = create_engine(settings.database_url)
@@ -80,7 +106,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             "aigw serve: --workers > 1 needs shared state: set AIGW_REDIS_URL (cache, rate limits). "
             "Run one worker, or several replicas sharing Redis and PostgreSQL."
         )
-    upgrade(settings.database_url)
+    from app.startup import report
+
+    _say("migrating the database…")
+    _open_database(settings)
+    for line in report(settings, args.host, args.port, tls=bool(args.ssl_certfile)):
+        print(line, file=sys.stderr, flush=True)
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -108,8 +139,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> None:
-    upgrade(settings.database_url)
-    print("database schema is up to date", file=sys.stderr)
+    _open_database(settings)
+    _say("database schema is up to date")
 
 
 def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> None:
@@ -146,7 +177,8 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> None:
             raise Refused(f"token {args.id!r} not found in account {args.account!r}")
         return tokens.TokenPublic.model_validate(await tokens.revoke_token(session, row))
 
-    _print(_with_session(settings, work, lambda token: [Change("token", args.account, token.id)]))
+    changes = lambda token: [Change("token", args.account, token.id)]  # noqa: E731
+    _print(_with_session(settings, work, changes, may_create=False))  # nothing to revoke in a new one
 
 
 def cmd_gateways_create(settings: Settings, args: argparse.Namespace) -> None:

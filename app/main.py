@@ -13,7 +13,8 @@ from fastapi.openapi.utils import get_openapi
 from redis import asyncio as redis_asyncio
 
 from app.api import health
-from app.api.docs import install_docs
+from app.api.docs import add_management_docs, install_docs
+from app.api.json_body import JSONBodies
 from app.auth.secretbox import SecretBox
 from app.core.errors import GatewayError
 from app.core.metrics import Metrics
@@ -34,8 +35,8 @@ from app.transports import http as http_transport
 from app.transports import realtime as realtime_transport
 from app.transports import ws as ws_transport
 from app.transports.asgi import GatewayAPI
-from app.transports.docs import UniversalStep
 from app.transports.encode import gateway_error_handler
+from app.transports.openapi import add_gateway_docs
 from app.upstream.client import UpstreamClient
 
 logger = logging.getLogger("aigw")
@@ -46,7 +47,13 @@ DESCRIPTION = """A self-hosted AI gateway, wire-compatible with Cloudflare AI Ga
 * `/v1/{account}/{gateway}/{provider}/…`: provider pass-through.
 * `/client/v4/accounts/{account}/…`: the management API (v4 envelope).
 
-Per-request settings travel in `cf-aig-*` headers; see the protocol document in the repository.
+* `/v1/{account}/{gateway}` with `Upgrade: websocket`: the universal WebSocket session, and
+  `/v1/{account}/{gateway}/{provider}` the realtime relay (the *websocket* operations below).
+
+Per-request settings travel in `cf-aig-*` headers (listed on every gateway operation). Gateway
+errors have the body `{"success": false, "result": [], "messages": [], "error": [{"code", "message"}]}`.
+Authorize with `cf-aig-authorization` (gateway paths) and the bearer token (management API).
+The user guide is served at [/docs/guide/](/docs/guide/).
 """
 
 
@@ -119,15 +126,13 @@ def _watch_gauges(
     )
 
 
-def _openapi_with_universal_step(app: FastAPI) -> dict[str, Any]:
+def _openapi_with_gateway_docs(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["UniversalStep"] = UniversalStep.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
+        add_gateway_docs(schema)  # UniversalStep, cf-aig-* headers, errors, compat, WebSockets
+        add_management_docs(schema)
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -144,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_docs(app)
+    app.add_middleware(JSONBodies)  # management bodies are JSON whatever their Content-Type says
     app.state.settings = settings
     app.add_exception_handler(GatewayError, gateway_error_handler)
     app.include_router(health.router)
@@ -151,7 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(http_transport.router)
     app.include_router(ws_transport.router)
     app.include_router(realtime_transport.router)
-    app.openapi = lambda: _openapi_with_universal_step(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi_with_gateway_docs(app)  # type: ignore[method-assign]
     return app
 
 

@@ -80,13 +80,22 @@ def require_permission(permission: Permission) -> Callable[..., Awaitable[Princi
         try:
             principal = await identify(config_cache, settings.admin_token, conn.headers.get("authorization"))
         except Unauthorized as exc:
-            raise AuthenticationError() from exc
+            raise AuthenticationError(_authentication_hint(conn)) from exc
         account_id = conn.path_params.get("account_id", "")
         if not principal.can(permission, account_id, conn.path_params.get("gateway_id")):
             raise PermissionDenied(f"token lacks '{permission}' on this account or gateway")
         return principal
 
     return dependency
+
+
+def _authentication_hint(conn: HTTPConnection) -> str:
+    """Say which header the management API reads: `cf-aig-authorization` is the gateway paths' one."""
+    if conn.headers.get("authorization") is None:
+        header = "cf-aig-authorization" if "cf-aig-authorization" in conn.headers else None
+        sent = f"; {header} is read on gateway paths only" if header else ""
+        return f"Authentication error: send `Authorization: Bearer <token>`{sent}"
+    return "Authentication error: the bearer token is unknown, expired or revoked"
 
 
 CanRead = Annotated[Principal, Depends(require_permission("read"))]

@@ -7,10 +7,21 @@ in one process never share configuration by accident.
 from __future__ import annotations
 
 import os
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from dotenv import dotenv_values
+from pydantic import AliasChoices, Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+UPSTREAM_PREFIX = "AIGW_UPSTREAM_"
 
 
 class Settings(BaseSettings):
@@ -111,14 +122,53 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters (e.g. `openssl rand -base64 32`)")
         return value
 
-    @model_validator(mode="after")
-    def _read_upstream_overrides(self) -> Settings:
-        own = {f"AIGW_{field.upper()}" for field in type(self).model_fields}
-        for name, value in os.environ.items():
-            if name.startswith("AIGW_UPSTREAM_") and name not in own and value:
-                key = name.removeprefix("AIGW_UPSTREAM_").lower()
-                self.upstream_overrides.setdefault(key, value.rstrip("/"))
-        return self
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # After init and the environment, before the rest: the overrides' dict is merged key by
+        # key, so `upstream_overrides=` given in code wins for its slugs and adds to the others.
+        overrides = UpstreamOverridesSource(settings_cls, dotenv_settings)
+        return init_settings, env_settings, overrides, dotenv_settings, file_secret_settings
 
     def upstream_override(self, slug: str) -> str | None:
         return self.upstream_overrides.get(slug.lower().replace("-", "_"))
+
+
+class UpstreamOverridesSource(PydanticBaseSettingsSource):
+    """`upstream_overrides` from `AIGW_UPSTREAM_<SLUG>` variables, in the environment or in the
+    `.env` file (the environment wins). They are not fields, so pydantic-settings would ignore
+    them; AIGW_UPSTREAM_TIMEOUT_S and the like are fields and stay out."""
+
+    def __init__(self, settings_cls: type[BaseSettings], dotenv: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._dotenv = dotenv
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ builds the one value
+
+    def __call__(self) -> dict[str, Any]:
+        own = {f"AIGW_{name.upper()}" for name in self.settings_cls.model_fields}
+        found: dict[str, str] = {}
+        for variables in (self._dotenv_variables(), os.environ):
+            for name, value in variables.items():
+                upper = name.upper()
+                if upper.startswith(UPSTREAM_PREFIX) and upper not in own and value:
+                    found[upper.removeprefix(UPSTREAM_PREFIX).lower()] = value.rstrip("/")
+        return {"upstream_overrides": found} if found else {}
+
+    def _dotenv_variables(self) -> Mapping[str, str | None]:
+        if not isinstance(self._dotenv, DotEnvSettingsSource) or self._dotenv.env_file is None:
+            return {}
+        files = self._dotenv.env_file
+        paths: Iterable[Path | str] = [files] if isinstance(files, str | Path) else files
+        values: dict[str, str | None] = {}
+        for path in paths:
+            if Path(path).expanduser().is_file():
+                values.update(dotenv_values(Path(path).expanduser(), encoding=self._dotenv.env_file_encoding))
+        return values

@@ -14,6 +14,12 @@ class RealtimeProvider:
     forwarded_headers: tuple[str, ...]  # client headers that carry the provider credential/version
     forwarded_subprotocol_prefixes: tuple[str, ...] = ()  # e.g. `openai-insecure-api-key.<key>`
     credential_header: str = "authorization"
+    # Path suffixes the provider's own SDK appends to its base URL, accepted after `/{provider}`
+    # as the same session: OpenAI's `client.realtime.connect()` asks for `…/openai/realtime`.
+    sdk_paths: tuple[str, ...] = ()
+
+    def accepts_path(self, suffix: str) -> bool:
+        return suffix.strip("/") in self.sdk_paths
 
 
 REALTIME_PROVIDERS: dict[str, RealtimeProvider] = {
@@ -30,6 +36,7 @@ REALTIME_PROVIDERS: dict[str, RealtimeProvider] = {
                 "openai-organization.",
                 "openai-project.",
             ),
+            sdk_paths=("realtime",),
         ),
         RealtimeProvider(
             "google",

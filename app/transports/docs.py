@@ -25,3 +25,17 @@ class UniversalStep(BaseModel):
     config: StepConfig | None = None
     authorization: str | None = Field(None, description="legacy upstream Authorization value")
     eventId: str | None = Field(None, description="client id echoed in metadata and logs")
+
+
+class GatewayErrorItem(BaseModel):
+    code: int = Field(description="2001 gateway not found … 2040 unknown stored-key alias (docs/errors.md)")
+    message: str
+
+
+class GatewayErrorBody(BaseModel):
+    """What the gateway itself answers on an error (never a provider's error, which passes through)."""
+
+    success: Literal[False] = False
+    result: list[Any] = Field(default_factory=list)
+    messages: list[str] = Field(default_factory=list)
+    error: list[GatewayErrorItem]

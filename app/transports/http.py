@@ -49,7 +49,7 @@ UNIVERSAL_BODY_SCHEMA: dict[str, Any] = {
             "example": {
                 "provider": "openai",
                 "endpoint": "chat/completions",
-                "headers": {"Authorization": "Bearer sk-…", "Content-Type": "application/json"},
+                "headers": {"Authorization": "Bearer sk-your-key", "Content-Type": "application/json"},
                 "query": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]},
             },
         }

@@ -8,7 +8,7 @@ import contextlib
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from app.core.errors import GatewayError
+from app.core.errors import GatewayError, MalformedRequest
 from app.pipeline.realtime import RealtimeBridge
 from app.providers.realtime import get_realtime_provider
 from app.transports.common import SUBPROTOCOL_PREFIX, check_ids, handshake_settings, refuse
@@ -45,12 +45,21 @@ class StarletteClientEnd:
 
 
 @router.websocket("/v1/{account_id}/{gateway_id}/{provider}")
-async def realtime_session(websocket: WebSocket, account_id: str, gateway_id: str, provider: str) -> None:
+@router.websocket("/v1/{account_id}/{gateway_id}/{provider}/{suffix:path}")
+async def realtime_session(
+    websocket: WebSocket, account_id: str, gateway_id: str, provider: str, suffix: str = ""
+) -> None:
     bridge: RealtimeBridge = websocket.app.state.realtime
     offered = [p for p in websocket.scope.get("subprotocols", []) if not p.startswith(SUBPROTOCOL_PREFIX)]
     try:
         check_ids(account_id, gateway_id)
         upstream_provider = get_realtime_provider(provider)
+        if suffix and not upstream_provider.accepts_path(suffix):
+            raise MalformedRequest(
+                f"No realtime session at /{provider}/{suffix[:64]}: connect to "
+                f"/v1/{{account}}/{{gateway}}/{provider}"
+                + "".join(f" or …/{provider}/{path}" for path in upstream_provider.sdk_paths)
+            )
         options, forward, own_subprotocol = handshake_settings(websocket)
         session = await bridge.open(
             account_id, gateway_id, upstream_provider, options, forward, offered,
@@ -63,3 +72,16 @@ async def realtime_session(websocket: WebSocket, account_id: str, gateway_id: st
     # provider selected, else the entry that carried our token.
     await websocket.accept(subprotocol=session.subprotocol or own_subprotocol)
     await session.relay(StarletteClientEnd(websocket))
+
+
+@router.websocket("/v1/{path:path}")
+async def no_such_session(websocket: WebSocket, path: str) -> None:
+    """After every other `/v1` WebSocket route: a handshake on any other path gets the error body
+    and a message (Starlette's default is a bare 403)."""
+    await refuse(
+        websocket,
+        MalformedRequest(
+            "No WebSocket endpoint at this path: the universal session is /v1/{account}/{gateway}, "
+            "a realtime session /v1/{account}/{gateway}/{provider} (OpenAI's SDK: …/openai/realtime)"
+        ),
+    )
