@@ -4,6 +4,7 @@ database engine, cache, log writer, config config_cache, pipeline) and puts it o
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +21,7 @@ from app.core.metrics import Metrics
 from app.core.settings import Settings
 from app.db.session import create_engine, session_factory
 from app.logs.writer import LogSink
+from app.otel.setup import build_tracer
 from app.pipeline.realtime import RealtimeBridge
 from app.pipeline.run import Pipeline
 from app.services.account_providers import AccountProviders
@@ -68,7 +70,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         RedisRateLimiter(redis, settings.rate_limit_fail_open) if redis is not None else MemoryRateLimiter()
     )
     metrics = Metrics()
-    pipeline = Pipeline(settings, client, config_cache, account_providers, cache, limiter, sink, metrics)
+    tracer = build_tracer(settings, client, os.environ)
+    pipeline = Pipeline(
+        settings, client, config_cache, account_providers, cache, limiter, sink, metrics, tracer
+    )
     invalidation = ConfigInvalidation(settings.redis_url, config_ttl, config_cache, account_providers)
     ws_sessions = ws_transport.SessionRegistry()
 
@@ -79,9 +84,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         invalidation,
         ws_sessions,
     )
-    state.metrics = metrics
+    state.metrics, state.tracer = metrics, tracer
     state.realtime = RealtimeBridge(settings, pipeline.admission, pipeline.recorder)
     _watch_gauges(metrics, sink, ws_sessions, config_ttl)
+    metrics.watch(
+        "aigw_otel_spans_dropped_total",
+        "Spans dropped (queue full, or the export finally failed)",
+        lambda: tracer.dropped,
+        mode="sum",
+    )
+    tracer.start()
     sink.start()
     invalidation.start()
     metrics.start()
@@ -90,6 +102,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await invalidation.stop()
         await sink.stop()
+        await tracer.stop()
         await metrics.stop()
         await client.aclose()
         await engine.dispose()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
@@ -35,6 +36,8 @@ class Gateway(GatewayBase, table=True):
     id: str = Field(primary_key=True, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     modified_at: datetime = Field(default_factory=utcnow)
+    # OpenTelemetry exporters (db/otel_exporters.py): [{url, headers, authorization, content_type}].
+    otel: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class Token(SQLModel, table=True):

@@ -13,6 +13,7 @@ import time
 
 from app.core.errors import GatewayError, GatewayTimeout, MalformedRequest, NoProviderResponse, RateLimited
 from app.core.settings import Settings
+from app.otel.tracer import Tracer
 from app.pipeline.admission import Admission
 from app.pipeline.cache_slot import CacheSlot, CacheSlots
 from app.pipeline.collaborators import GatewaySource, PipelineMetrics, ProviderSource, RecordSink
@@ -59,6 +60,7 @@ class Pipeline:
         limiter: RateLimiter,
         sink: RecordSink,
         metrics: PipelineMetrics,
+        tracer: Tracer | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
@@ -68,7 +70,7 @@ class Pipeline:
         self._limiter = limiter
         self._metrics = metrics
         self.admission = Admission(gateways, settings.admin_token)
-        self.recorder = Recorder(sink, metrics, settings.log_body_max_bytes)
+        self.recorder = Recorder(sink, metrics, settings.log_body_max_bytes, tracer)
         self._cache_slots = CacheSlots(cache)
 
     async def run(self, request: GatewayRequest) -> GatewayResult:
@@ -148,7 +150,7 @@ class Pipeline:
         url = run.provider.upstream_url(step.endpoint, run.request.account_id, override)
         if step.query_string:
             url = f"{url}?{step.query_string}"
-        log = self.recorder.begin(run)
+        log = self.recorder.begin(run, url)
         slot = self._cache_slots.open(run, url)
         if slot is None:
             return await self._call(run, log, url, "BYPASS" if run.options.skip_cache else "MISS", None)

@@ -27,9 +27,13 @@ class StepRun:
     log_id: str
     authenticated: bool
     notes: Notes = field(default_factory=Notes)  # what degraded (log column gateway_notes)
+    traceparent: str | None = None  # this step's span (recording.py), when traces are exported
 
     def meta(self, status: int, cache_status: CacheStatus, content_type: str | None) -> ResultMeta:
-        return ResultMeta(self.log_id, self.event_id, self.index, cache_status, content_type, status)
+        return ResultMeta(
+            self.log_id, self.event_id, self.index, cache_status, content_type, status,
+            traceparent=self.traceparent,
+        )  # fmt: skip
 
     def error_context(self) -> ErrorContext:
         return ErrorContext(self.log_id, self.event_id, self.index)

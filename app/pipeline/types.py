@@ -80,6 +80,8 @@ class GatewayRequest:
     # Given by `step.assign_ids` (the run does it, or a transport that needs them before the run).
     log_id: str | None = None  # the first step's log id
     event_id: str | None = None
+    # W3C / Cloudflare trace headers of the request (lower-cased names), when it sent any.
+    trace_headers: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -92,6 +94,7 @@ class ResultMeta:
     status: int
     upstream_ms: float = 0.0
     gateway_ms: float = 0.0
+    traceparent: str | None = None  # the answering step's span, when traces are exported
 
 
 class ResultStream(Protocol):
