@@ -60,8 +60,11 @@ def _nonzero(hex_id: str) -> bool:
     return hex_id.strip("0") != ""
 
 
-def new_span_ids(parent: Parent | None) -> SpanIds:
-    """A span id (and a trace id when there is no parent); `random` is enough for ids, as the
-    OpenTelemetry SDK's own generator uses it."""
-    trace_id = parent.trace_id if parent is not None else random.getrandbits(128) or 1
+def new_span_ids(parent: Parent | None, trace_id: int | None = None) -> SpanIds:
+    """A span id, in the parent's trace, else in `trace_id`, else in a new one; `random` is
+    enough for ids, as the OpenTelemetry SDK's own generator uses it."""
+    if parent is not None:
+        trace_id = parent.trace_id
+    elif trace_id is None:
+        trace_id = random.getrandbits(128) or 1
     return SpanIds(trace_id, random.getrandbits(64) or 1, parent)

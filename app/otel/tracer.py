@@ -86,15 +86,20 @@ class Tracer:
         return bool(self._server)
 
     def open(
-        self, exporters: tuple[ExporterConfig, ...], parent_headers: Mapping[str, str] | None, url: str | None
+        self,
+        exporters: tuple[ExporterConfig, ...],
+        parent_headers: Mapping[str, str] | None,
+        url: str | None,
+        trace_id: int | None = None,
     ) -> OpenSpan | None:
-        """A span for a step beginning now, or None when nobody would receive it."""
+        """A span for a step beginning now, or None when nobody would receive it. Without a
+        parent it goes in `trace_id` (the trace of the request's earlier steps) or a new trace."""
         if self._server:
             exporters = exporters + self._server
         if not exporters:
             return None
         parent: Parent | None = parse_parent(dict(parent_headers)) if parent_headers else None
-        return OpenSpan(self, exporters, new_span_ids(parent), url)
+        return OpenSpan(self, exporters, new_span_ids(parent, trace_id), url)
 
     def submit(self, step: FinishedStep, exporters: tuple[ExporterConfig, ...]) -> None:
         if len(self._queue) >= self._queue_max:

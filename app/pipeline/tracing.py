@@ -28,7 +28,8 @@ def open_span(tracer: Tracer, run: StepRun, url: str | None) -> OpenSpan | None:
     own = trace_headers([(name.lower(), value) for name, value in run.step.headers])
     if own is not None and run.request.request_type in ("universal", "websocket"):
         headers = own
-    span = tracer.open(run.gateway.otel, headers, url)
+    span = tracer.open(run.gateway.otel, headers, url, run.request.trace_id)
     if span is not None:
         run.traceparent = span.ids.traceparent
+        run.request.trace_id = span.ids.trace_id  # the request's later steps share its trace
     return span

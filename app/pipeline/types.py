@@ -82,6 +82,7 @@ class GatewayRequest:
     event_id: str | None = None
     # W3C / Cloudflare trace headers of the request (lower-cased names), when it sent any.
     trace_headers: dict[str, str] | None = None
+    trace_id: int | None = None  # the trace of its spans, once the first is opened (pipeline/tracing.py)
 
 
 @dataclass(slots=True)
