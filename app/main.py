@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from redis import asyncio as redis_asyncio
 
-from app.api import health
+from app.api import dashboard, health
 from app.api.docs import install_docs
 from app.auth.secretbox import SecretBox
 from app.core.errors import GatewayError
@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_exception_handler(GatewayError, gateway_error_handler)
     app.include_router(health.router)
+    app.include_router(dashboard.router)
     _include_management(app)
     app.include_router(http_transport.router)
     app.include_router(ws_transport.router)
