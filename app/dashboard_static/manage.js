@@ -93,7 +93,7 @@
           <button type="button" class="secondary" onClick=${() => setEditing(null)}>Cancel</button></div></form></article>`}
       <article><h2>New gateway</h2><form onSubmit=${create}>
         <label for="new-gateway-id">Gateway ID</label>
-        <input id="new-gateway-id" name="id" required pattern="[a-z0-9][a-z0-9_-]*" maxlength="64" />
+        <input id="new-gateway-id" name="id" required pattern="[a-z0-9][a-z0-9_\\-]*" maxlength="64" />
         <${SettingsFields} gateway=${{ collect_logs: true, rate_limiting_technique: "fixed" }} />
         <button type="submit">Create gateway</button></form></article>`;
   };
