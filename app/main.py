@@ -4,6 +4,7 @@ database engine, cache, log writer, config config_cache, pipeline) and puts it o
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from redis import asyncio as redis_asyncio
 
-from app.api import health
+from app.api import dashboard, health
 from app.api.docs import add_management_docs, install_docs
 from app.api.json_body import JSONBodies
 from app.auth.secretbox import SecretBox
@@ -21,6 +22,7 @@ from app.core.metrics import Metrics
 from app.core.settings import Settings
 from app.db.session import create_engine, session_factory
 from app.logs.writer import LogSink
+from app.otel.setup import build_tracer
 from app.pipeline.realtime import RealtimeBridge
 from app.pipeline.run import Pipeline
 from app.services.account_providers import AccountProviders
@@ -77,8 +79,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     metrics = Metrics()
     routes = RouteCache(sessions, config_ttl)
+    tracer = build_tracer(settings, client, os.environ)
     pipeline = Pipeline(
-        settings, client, config_cache, account_providers, cache, limiter, sink, metrics, routes
+        settings, client, config_cache, account_providers, cache, limiter, sink, metrics, routes, tracer
     )
     invalidation = ConfigInvalidation(settings.redis_url, config_ttl, config_cache, account_providers, routes)
     ws_sessions = ws_transport.SessionRegistry()
@@ -90,9 +93,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         invalidation,
         ws_sessions,
     )
-    state.metrics = metrics
+    state.metrics, state.tracer = metrics, tracer
     state.realtime = RealtimeBridge(settings, pipeline.admission, pipeline.recorder)
     _watch_gauges(metrics, sink, ws_sessions, config_ttl)
+    metrics.watch(
+        "aigw_otel_spans_dropped_total",
+        "Spans dropped (queue full, or the export finally failed)",
+        lambda: tracer.dropped,
+        mode="sum",
+    )
+    tracer.start()
     sink.start()
     invalidation.start()
     metrics.start()
@@ -101,6 +111,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await invalidation.stop()
         await sink.stop()
+        await tracer.stop()
         await metrics.stop()
         await client.aclose()
         await engine.dispose()
@@ -153,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_exception_handler(GatewayError, gateway_error_handler)
     app.include_router(health.router)
+    app.include_router(dashboard.router)
     _include_management(app)
     app.include_router(http_transport.router)
     app.include_router(ws_transport.router)

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Path, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 
-from app.api.deps import AccountId, CanEdit, CanRead, InvalidationDep, SessionDep
+from app.api.deps import AccountId, CanEdit, CanRead, InvalidationDep, SessionDep, SettingsDep
 from app.api.envelope import (
     ERROR_RESPONSES,
     Conflict,
     Envelope,
+    InvalidInput,
     NotFound,
     PagedEnvelope,
     PermissionDenied,
@@ -21,6 +22,7 @@ from app.api.envelope import (
     ok,
 )
 from app.db import gateways
+from app.db.custom_providers import check_base_url
 from app.db.gateways import GatewayCreate, GatewayExists, GatewayPublic, GatewayUpdate
 from app.db.models import Gateway
 from app.services.cache.store import CacheStore
@@ -45,6 +47,15 @@ async def _existing(session: AsyncSession, account_id: str, gateway_id: str) -> 
     if row is None:
         raise NotFound(f"gateway {gateway_id!r} not found")
     return row
+
+
+def _check_exporters(body: GatewayCreate | GatewayUpdate, allow_private: bool) -> None:
+    """Exporter URLs follow the destination rules of custom providers (400 / 1001 `otel.N.url`)."""
+    for index, exporter in enumerate(body.otel or ()):
+        try:
+            check_base_url(exporter.url, allow_private)
+        except ValueError as exc:
+            raise InvalidInput(f"otel.{index}.url: {exc}") from None
 
 
 def _public(row: Gateway) -> GatewayPublic:
@@ -88,7 +99,9 @@ async def create_gateway(
     principal: CanEdit,
     session: SessionDep,
     invalidation: InvalidationDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
+    _check_exporters(body, settings.allow_private_destinations)
     # The path has no gateway id, so the dependency could not check a gateway-limited token.
     if not principal.can("edit", account_id, body.id):
         raise PermissionDenied(f"token may not create gateway {body.id!r}")
@@ -116,7 +129,9 @@ async def update_gateway(
     session: SessionDep,
     invalidation: InvalidationDep,
     request: Request,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
+    _check_exporters(body, settings.allow_private_destinations)
     row = await _existing(session, account_id, gateway_id)
     row = await gateways.update_gateway(session, row, body)
     await invalidation.changed(Change("gateway", account_id, gateway_id))

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     log_flush_interval_s: float = 0.2
     log_queue_max: int = 100_000
 
+    # OpenTelemetry export (docs/observability.md): spans waiting at most, the longest wait before
+    # a batch goes, and one export's deadline (with its retries inside it).
+    otel_queue_max: int = 10_000
+    otel_flush_interval_s: float = 1.0
+    otel_export_timeout_s: float = 10.0
+
     # Cache (in-process default store).
     cache_max_bytes: int = 256 * 1024 * 1024
     cache_max_entry_bytes: int = 8 * 1024 * 1024

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select
@@ -13,6 +13,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.db.fields import INT32_MAX, GatewayId, UtcDatetime
 from app.db.log_store import purge_gateway
 from app.db.models import Gateway, GatewayBase, ProviderConfig, utcnow
+from app.db.otel_exporters import (
+    MAX_EXPORTERS,
+    OtelExporterInput,
+    OtelExporterPublic,
+    keep_stored_authorizations,
+)
 from app.db.routes import delete_gateway_routes
 from app.dlp.config import DlpIn
 
@@ -28,6 +34,7 @@ class _GatewayInput(GatewayBase):
     log_management_strategy: Literal["STOP_INSERTING", "DELETE_OLDEST"] | None = None
     retry_backoff: Literal["constant", "linear", "exponential"] | None = None
     dlp: DlpIn | None = None  # type: ignore[assignment]  # validated here, stored as written
+    otel: list[OtelExporterInput] | None = Field(default=None, max_length=MAX_EXPORTERS)
 
     @field_validator("cache_ttl", "rate_limiting_limit", "rate_limiting_interval", "log_management")
     @classmethod
@@ -58,6 +65,7 @@ class GatewayPublic(GatewayBase):
     created_at: UtcDatetime
     modified_at: UtcDatetime
     is_default: bool = False  # the `default` gateway, created on first use (SDK field)
+    otel: list[OtelExporterPublic] | None = None  # `authorization` as a preview only
 
 
 async def create_gateway(session: AsyncSession, account_id: str, data: GatewayCreate) -> Gateway:
@@ -106,7 +114,10 @@ async def list_gateways(
 
 
 async def update_gateway(session: AsyncSession, row: Gateway, data: GatewayUpdate) -> Gateway:
-    row.sqlmodel_update(data.stored_fields(only_sent=True))
+    changes = data.stored_fields(only_sent=True)
+    if "otel" in changes:  # a preview sent back unchanged keeps the stored secret
+        changes["otel"] = keep_stored_authorizations(changes["otel"], row.otel)
+    row.sqlmodel_update(changes)
     row.modified_at = utcnow()
     session.add(row)
     await session.commit()

@@ -38,6 +38,8 @@ class Gateway(GatewayBase, table=True):
     id: str = Field(primary_key=True, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     modified_at: datetime = Field(default_factory=utcnow)
+    # OpenTelemetry exporters (db/otel_exporters.py): [{url, headers, authorization, content_type}].
+    otel: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class Token(SQLModel, table=True):

@@ -7,17 +7,26 @@ from __future__ import annotations
 
 from app.core.notes import Notes
 from app.logs.record import LogRecord
+from app.otel.tracer import OpenSpan, Tracer
 from app.pipeline.collaborators import PipelineMetrics, RecordSink
 from app.pipeline.step import StepRun
+from app.pipeline.tracing import open_span
 
 
 class StepLog:
-    __slots__ = ("_collect", "_metrics", "_notes", "_sink", "record")
+    __slots__ = ("_collect", "_metrics", "_notes", "_sink", "_span", "record")
 
     def __init__(
-        self, record: LogRecord, notes: Notes, collect: bool, sink: RecordSink, metrics: PipelineMetrics
+        self,
+        record: LogRecord,
+        notes: Notes,
+        collect: bool,
+        sink: RecordSink,
+        metrics: PipelineMetrics,
+        span: OpenSpan | None = None,
     ) -> None:
         self.record = record
+        self._span = span
         self._notes = notes
         self._collect = collect
         self._sink = sink
@@ -37,15 +46,20 @@ class StepLog:
         self._metrics.observe(record)
         if self._collect:
             self._sink.put(record)
+        if self._span is not None:
+            self._span.end(record)
 
 
 class Recorder:
-    def __init__(self, sink: RecordSink, metrics: PipelineMetrics, body_limit: int) -> None:
+    def __init__(
+        self, sink: RecordSink, metrics: PipelineMetrics, body_limit: int, tracer: Tracer | None = None
+    ) -> None:
         self._sink = sink
+        self._tracer = tracer
         self._metrics = metrics
         self._body_limit = body_limit
 
-    def begin(self, run: StepRun) -> StepLog:
+    def begin(self, run: StepRun, url: str | None = None) -> StepLog:
         options, request, step = run.options, run.request, run.step
         record = LogRecord(
             id=run.log_id,
@@ -71,7 +85,8 @@ class Recorder:
         )
         record.route = run.route
         collect = options.collect_log if options.collect_log is not None else run.gateway.collect_logs
-        return StepLog(record, run.notes, collect, self._sink, self._metrics)
+        span = open_span(self._tracer, run, url) if self._tracer is not None else None
+        return StepLog(record, run.notes, collect, self._sink, self._metrics, span)
 
     def begin_record(self, record: LogRecord, collect: bool) -> StepLog:
         """A row the caller filled itself (a realtime session, which has no body to read)."""

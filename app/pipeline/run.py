@@ -13,6 +13,7 @@ import time
 
 from app.core.errors import GatewayError, GatewayTimeout, MalformedRequest, NoProviderResponse, RateLimited
 from app.core.settings import Settings
+from app.otel.tracer import Tracer
 from app.pipeline.admission import Admission
 from app.pipeline.cache_slot import CacheSlot, CacheSlots
 from app.pipeline.collaborators import GatewaySource, PipelineMetrics, ProviderSource, RecordSink
@@ -64,6 +65,7 @@ class Pipeline:
         sink: RecordSink,
         metrics: PipelineMetrics,
         routes: RouteCache | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
@@ -73,7 +75,7 @@ class Pipeline:
         self._limiter = limiter
         self._metrics = metrics
         self.admission = Admission(gateways, settings.admin_token)
-        self.recorder = Recorder(sink, metrics, settings.log_body_max_bytes)
+        self.recorder = Recorder(sink, metrics, settings.log_body_max_bytes, tracer)
         self._cache_slots = CacheSlots(cache)
         self.routes = None if routes is None else RouteExecutor(
             routes, gateways, settings.admin_token, providers, limiter, self.recorder, metrics, self._run_step
@@ -164,7 +166,7 @@ class Pipeline:
         url = run.provider.upstream_url(step.endpoint, run.request.account_id, override)
         if step.query_string:
             url = f"{url}?{step.query_string}"
-        log = self.recorder.begin(run)
+        log = self.recorder.begin(run, url)
         if run.dlp is not None:  # before the cache: a blocked prompt is never served from it
             run.dlp.check_request(run.index, log, run.error_context())
         slot = self._cache_slots.open(run, url)

@@ -35,9 +35,13 @@ class StepRun:
     route: RouteTag | None = None  # a model element of a dynamic route (pipeline/routing.py)
     policy: RetryPolicy | None = None  # set by the route's element instead of options and gateway
     dlp: RequestDlp | None = None  # the request's DLP, when its gateway has any
+    traceparent: str | None = None  # this step's span (recording.py), when traces are exported
 
     def meta(self, status: int, cache_status: CacheStatus, content_type: str | None) -> ResultMeta:
-        return ResultMeta(self.log_id, self.event_id, self.index, cache_status, content_type, status)
+        return ResultMeta(
+            self.log_id, self.event_id, self.index, cache_status, content_type, status,
+            traceparent=self.traceparent,
+        )  # fmt: skip
 
     def error_context(self) -> ErrorContext:
         return ErrorContext(self.log_id, self.event_id, self.index)

@@ -81,6 +81,9 @@ class GatewayRequest:
     # Given by `step.assign_ids` (the run does it, or a transport that needs them before the run).
     log_id: str | None = None  # the first step's log id
     event_id: str | None = None
+    # W3C / Cloudflare trace headers of the request (lower-cased names), when it sent any.
+    trace_headers: dict[str, str] | None = None
+    trace_id: int | None = None  # the trace of its spans, once the first is opened (pipeline/tracing.py)
 
 
 @dataclass(slots=True)
@@ -93,6 +96,7 @@ class ResultMeta:
     status: int
     upstream_ms: float = 0.0
     gateway_ms: float = 0.0
+    traceparent: str | None = None  # the answering step's span, when traces are exported
 
 
 class ResultStream(Protocol):

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.errors import GatewayError, ServiceUnavailable
 from app.db.models import Gateway, Token, utcnow
+from app.db.otel_exporters import ExporterConfig, exporter_configs
 from app.dlp.config import CompiledDlp, compile_dlp
 
 logger = logging.getLogger("aigw.config")
@@ -48,6 +49,7 @@ class GatewayConfig:
     log_management: int | None
     log_management_strategy: str | None
     dlp: CompiledDlp | None = None  # None: DLP off (the request path skips it entirely)
+    otel: tuple[ExporterConfig, ...] = ()  # the gateway's own OpenTelemetry exporters
 
     @classmethod
     def from_row(cls, row: Gateway) -> GatewayConfig:
@@ -66,6 +68,7 @@ class GatewayConfig:
             log_management=row.log_management,
             log_management_strategy=row.log_management_strategy,
             dlp=compile_dlp(row.dlp),
+            otel=exporter_configs(row.otel),
         )
 
 

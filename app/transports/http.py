@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from app.core.errors import GatewayError, InternalError, MalformedRequest, PayloadTooLarge
 from app.pipeline.options import split_headers
 from app.pipeline.run import Pipeline
+from app.pipeline.tracing import trace_headers
 from app.pipeline.types import ComposedStream, GatewayRequest, GatewayResult, ResultStream, Step
 from app.pipeline.universal import parse_universal_body, steps_from_universal
 from app.transports.common import check_ids, header, header_pairs
@@ -85,7 +86,10 @@ async def universal_request(
     options, _ = split_headers(pairs)
     body = await read_body(scope, receive, scope["app"].state.settings.max_body_bytes)
     steps = steps_from_universal(parse_universal_body(body))
-    return GatewayRequest(account_id, gateway_id, "universal", steps, options, header(pairs, "user-agent"))
+    return GatewayRequest(
+        account_id, gateway_id, "universal", steps, options, header(pairs, "user-agent"),
+        trace_headers=trace_headers(pairs),
+    )  # fmt: skip
 
 
 async def provider_request(
@@ -108,6 +112,7 @@ async def provider_request(
     return GatewayRequest(
         account_id, gateway_id, "compat" if provider == "compat" else "provider", [step], options,
         user_agent=header(pairs, "user-agent"), request_content_type=header(pairs, "content-type"),
+        trace_headers=trace_headers(pairs),
     )  # fmt: skip
 
 
@@ -180,6 +185,9 @@ def result_headers(result: GatewayResult, with_step: bool) -> list[tuple[bytes, 
     ]
     if with_step:
         headers.append((b"cf-aig-step", str(meta.step).encode()))
+    if meta.traceparent is not None:  # ours names the gateway's span, not the provider's
+        headers = [pair for pair in headers if pair[0] != b"traceparent"]
+        headers.append((b"traceparent", meta.traceparent.encode()))
     return headers
 
 

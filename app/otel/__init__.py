@@ -1,0 +1,2 @@
+"""OpenTelemetry traces: one CLIENT span per log row, exported over OTLP/HTTP off the request path
+(docs/observability.md)."""
