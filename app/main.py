@@ -22,6 +22,7 @@ from app.db.session import create_engine, session_factory
 from app.logs.writer import LogSink
 from app.pipeline.realtime import RealtimeBridge
 from app.pipeline.run import Pipeline
+from app.pipeline.spend import SpendGuard
 from app.services.account_providers import AccountProviders
 from app.services.cache.memory import MemoryCache
 from app.services.cache.redis import RedisCache
@@ -29,6 +30,7 @@ from app.services.cache.store import CacheStore
 from app.services.config import ConfigCache
 from app.services.invalidation import ConfigInvalidation, ConfigTTL
 from app.services.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from app.services.spend.factory import spend_store_for
 from app.transports import http as http_transport
 from app.transports import realtime as realtime_transport
 from app.transports import ws as ws_transport
@@ -68,7 +70,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         RedisRateLimiter(redis, settings.rate_limit_fail_open) if redis is not None else MemoryRateLimiter()
     )
     metrics = Metrics()
-    pipeline = Pipeline(settings, client, config_cache, account_providers, cache, limiter, sink, metrics)
+    spend_store = spend_store_for(redis)
+    spend = SpendGuard.from_settings(settings, spend_store)
+    pipeline = Pipeline(
+        settings, client, config_cache, account_providers, cache, limiter, sink, metrics, spend
+    )
     invalidation = ConfigInvalidation(settings.redis_url, config_ttl, config_cache, account_providers)
     ws_sessions = ws_transport.SessionRegistry()
 
@@ -79,7 +85,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         invalidation,
         ws_sessions,
     )
-    state.metrics = metrics
+    state.metrics, state.spend_store = metrics, spend_store
     state.realtime = RealtimeBridge(settings, pipeline.admission, pipeline.recorder)
     _watch_gauges(metrics, sink, ws_sessions, config_ttl)
     sink.start()
@@ -89,6 +95,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await invalidation.stop()
+        await spend_store.drain()  # settlements still being sent, before their log rows are written
         await sink.stop()
         await metrics.stop()
         await client.aclose()

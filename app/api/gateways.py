@@ -20,6 +20,7 @@ from app.api.envelope import (
     ResultInfo,
     ok,
 )
+from app.api.spend_counters import drop_spend_counters, rule_ids
 from app.db import gateways
 from app.db.gateways import GatewayCreate, GatewayExists, GatewayPublic, GatewayUpdate
 from app.db.models import Gateway
@@ -118,8 +119,10 @@ async def update_gateway(
     request: Request,
 ) -> dict[str, Any]:
     row = await _existing(session, account_id, gateway_id)
+    rules_before = rule_ids(row.spend_limits)
     row = await gateways.update_gateway(session, row, body)
     await invalidation.changed(Change("gateway", account_id, gateway_id))
+    await drop_spend_counters(request, account_id, gateway_id, rules_before - rule_ids(row.spend_limits))
     if row.cache_invalidate_on_update:
         await _drop_cached_responses(request, account_id, gateway_id)
     return ok(_public(row))
@@ -143,6 +146,7 @@ async def delete_gateway(
         Change("gateway", account_id, gateway_id), Change("keys", account_id, gateway_id)
     )
     await _drop_cached_responses(request, account_id, gateway_id)
+    await drop_spend_counters(request, account_id, gateway_id, None)
     return ok(deleted)
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import field_validator
+from pydantic import field_serializer, field_validator
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select
@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.db.fields import INT32_MAX, GatewayId, UtcDatetime
 from app.db.log_store import purge_gateway
 from app.db.models import Gateway, GatewayBase, ProviderConfig, utcnow
+from app.db.spend_limits import SpendLimits
 
 
 class GatewayExists(Exception):
@@ -25,6 +26,11 @@ class _GatewayInput(GatewayBase):
     rate_limiting_technique: Literal["fixed", "sliding"] = "fixed"
     log_management_strategy: Literal["STOP_INSERTING", "DELETE_OLDEST"] | None = None
     retry_backoff: Literal["constant", "linear", "exponential"] | None = None
+    spend_limits: SpendLimits | None = None  # type: ignore[assignment]  # stored as its JSON
+
+    @field_serializer("spend_limits")
+    def _spend_limits_json(self, value: SpendLimits | None) -> dict[str, Any] | None:
+        return value.stored() if value is not None else None
 
     @field_validator("cache_ttl", "rate_limiting_limit", "rate_limiting_interval", "log_management")
     @classmethod
@@ -56,7 +62,7 @@ async def create_gateway(session: AsyncSession, account_id: str, data: GatewayCr
         raise GatewayExists(data.id)
     stamp = utcnow()
     row = Gateway.model_validate(
-        data, update={"account_id": account_id, "created_at": stamp, "modified_at": stamp}
+        data.model_dump(), update={"account_id": account_id, "created_at": stamp, "modified_at": stamp}
     )
     # Rows the log writer still had queued for a deleted gateway of this id must not show up here.
     await purge_gateway(await session.connection(), (account_id, data.id))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
@@ -26,6 +27,8 @@ class GatewayBase(SQLModel):
     retry_max_attempts: int | None = Field(default=None, ge=1, le=5)
     retry_delay: int | None = Field(default=None, ge=0, le=5000)
     retry_backoff: str | None = Field(default=None, max_length=16)
+    # Validated and normalised on input (app/db/spend_limits.py); migration 0006.
+    spend_limits: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Gateway(GatewayBase, table=True):

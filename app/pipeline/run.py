@@ -20,6 +20,7 @@ from app.pipeline.compat import compat_error_result, to_openai_format
 from app.pipeline.recording import Recorder, StepLog
 from app.pipeline.request_checks import check_steps
 from app.pipeline.retry import send_with_retries
+from app.pipeline.spend import SpendGuard
 from app.pipeline.step import StepRun, plan_steps
 from app.pipeline.stream import ReplayStream, UpstreamStream
 from app.pipeline.types import CacheStatus, GatewayRequest, GatewayResult, Step
@@ -27,6 +28,7 @@ from app.providers.compat.base import CompatRequestError, Translation
 from app.providers.compat.registry import translate
 from app.services.cache.store import CachedResponse, CacheStore
 from app.services.ratelimit import RateLimiter
+from app.services.spend.memory import MemorySpendStore
 from app.upstream.client import UpstreamClient, UpstreamResponse
 from app.upstream.errors import DestinationRefused, InvalidUpstreamRequest, UpstreamError, UpstreamTimeout
 
@@ -59,6 +61,7 @@ class Pipeline:
         limiter: RateLimiter,
         sink: RecordSink,
         metrics: PipelineMetrics,
+        spend: SpendGuard | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
@@ -67,6 +70,7 @@ class Pipeline:
         self._providers = providers
         self._limiter = limiter
         self._metrics = metrics
+        self._spend = spend or SpendGuard.from_settings(settings, MemorySpendStore())
         self.admission = Admission(gateways, settings.admin_token)
         self.recorder = Recorder(sink, metrics, settings.log_body_max_bytes)
         self._cache_slots = CacheSlots(cache)
@@ -193,6 +197,8 @@ class Pipeline:
         self, run: StepRun, log: StepLog, url: str, cache_status: CacheStatus, slot: CacheSlot | None
     ) -> GatewayResult | None:
         step = run.step
+        if not await self._spend.admit(run, log):  # after the cache lookup: hits cost nothing
+            return None  # over budget (logged as 429): the next step runs; the last raised 2045
         upstream_started = time.perf_counter()
         try:
             request = self._client.build(

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.errors import GatewayError, ServiceUnavailable
 from app.db.models import Gateway, Token, utcnow
+from app.services.spend.rules import SpendPolicy, compile_spend_limits
 
 logger = logging.getLogger("aigw.config")
 
@@ -46,6 +47,7 @@ class GatewayConfig:
     retry_backoff: str | None
     log_management: int | None
     log_management_strategy: str | None
+    spend: SpendPolicy | None = None  # compiled `spend_limits`; None: nothing to enforce
 
     @classmethod
     def from_row(cls, row: Gateway) -> GatewayConfig:
@@ -63,6 +65,7 @@ class GatewayConfig:
             retry_backoff=row.retry_backoff,
             log_management=row.log_management,
             log_management_strategy=row.log_management_strategy,
+            spend=compile_spend_limits(row.spend_limits),
         )
 
 
