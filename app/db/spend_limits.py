@@ -50,7 +50,9 @@ class Dimension(_Strict):
     @model_validator(mode="after")
     def _values_for_filter(self) -> Dimension:
         if self.mode == "filter" and not self.values:
-            raise ValueError("values: required (non-empty) with mode filter")
+            raise PydanticCustomError(
+                "values_required", "required (non-empty) with mode filter", {"at": "values"}
+            )
         if self.mode == "partition":
             self.values = None  # a partition splits by value; listed values would mean nothing
         return self
@@ -113,7 +115,7 @@ class SpendLimits(_Strict):
             if rule.id in seen:
                 # Reported on the later entry: `at` deepens the location the API prints.
                 raise PydanticCustomError(
-                    "duplicate_id", "duplicate id {id!r}", {"id": rule.id, "at": f"rules.{index}.id"}
+                    "duplicate_id", f"duplicate id {rule.id!r}", {"at": f"rules.{index}.id"}
                 )
             seen.add(rule.id)
         for rule in self.rules:  # ids the server assigns: 8 lowercase hex, unique in the gateway
