@@ -84,7 +84,8 @@ def test_redis_down(
             logs = "/client/v4/accounts/acct/ai-gateway/gateways/gw/logs"
             admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             wait_until(lambda: bool(client.get(logs, headers=admin).json()["result"]), what="log row")
-            notes = client.get(logs, headers=admin).json()["result"][0]["gateway_notes"]
+            row_id = client.get(logs, headers=admin).json()["result"][0]["id"]
+            notes = client.get(f"{logs}/{row_id}", headers=admin).json()["result"]["gateway_notes"]
             assert "spend limiter unavailable" in notes
         else:
             error_of(response, 503, 2014)
