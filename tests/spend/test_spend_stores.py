@@ -33,7 +33,9 @@ def bucket(limit: int, window_s: int = 3600, *, sliding: bool = False, slot_s: i
     return Bucket(f"test-{uuid.uuid4().hex}/r/x/{window_s}/", limit, window_s, slot_s, sliding)
 
 
-async def settle(store: SpendStore, buckets: list[Bucket], reservation: str, estimate: int, cost: int) -> None:
+async def settle(
+    store: SpendStore, buckets: list[Bucket], reservation: str, estimate: int, cost: int
+) -> None:
     store.settle(buckets, reservation, estimate, cost)
     await store.drain()
 
