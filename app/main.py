@@ -86,7 +86,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ws_sessions,
     )
     state.metrics, state.spend_store = metrics, spend_store
-    state.realtime = RealtimeBridge(settings, pipeline.admission, pipeline.recorder)
+    state.realtime = RealtimeBridge(settings, pipeline.admission, pipeline.recorder, spend)
     _watch_gauges(metrics, sink, ws_sessions, config_ttl)
     sink.start()
     invalidation.start()

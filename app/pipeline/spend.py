@@ -8,7 +8,9 @@ Gateways without spend limits cost one attribute test per step.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from functools import partial
+from typing import Any
 
 from app.core.errors import ServiceUnavailable, SpendLimitExceeded
 from app.core.ids import new_log_id
@@ -17,14 +19,16 @@ from app.logs.record import LogRecord
 from app.pipeline.recording import StepLog
 from app.pipeline.spend_estimate import estimate_call
 from app.pipeline.step import StepRun
-from app.providers.cost import cost_of
+from app.providers.cost import cost_of, prices_of
 from app.providers.usage import usage_from_body
-from app.services.spend.rules import NANO_PER_USD, SpendRule
+from app.services.config import GatewayConfig
+from app.services.spend.rules import NANO_PER_USD, CallFacts, SpendRule
 from app.services.spend.store import Bucket, SpendStore, SpendStoreUnavailable
 
 logger = logging.getLogger("aigw.spend")
 
 UNAVAILABLE_NOTE = "spend limiter unavailable"
+Metadata = Mapping[str, Any] | None
 
 
 def limit_text(limit: float) -> str:
@@ -52,6 +56,14 @@ def real_cost(record: LogRecord, model: str | None) -> float | None:
     return cost_of(record.provider, model, record.tokens_in, record.tokens_out, record.custom_cost)
 
 
+def _buckets(gateway: GatewayConfig, matched: list[tuple[SpendRule, str]]) -> list[Bucket]:
+    scope = f"{gateway.account_id}/{gateway.id}/"
+    return [
+        Bucket(scope + key, rule.limit_nano, rule.window_s, rule.slot_s, rule.sliding)
+        for rule, key in matched
+    ]
+
+
 class SpendGuard:
     def __init__(self, store: SpendStore, fail_open: bool, lease_s: float, default_max_output: int) -> None:
         self._store = store
@@ -77,11 +89,7 @@ class SpendGuard:
         matched = policy.applicable(call.facts)
         if not matched:
             return True
-        scope = f"{run.gateway.account_id}/{run.gateway.id}/"
-        buckets = [
-            Bucket(scope + key, rule.limit_nano, rule.window_s, rule.slot_s, rule.sliding)
-            for rule, key in matched
-        ]
+        buckets = _buckets(run.gateway, matched)
         reservation = new_log_id()
         try:
             verdict = await self._store.admit(buckets, reservation, call.estimate, self._lease_s)
@@ -101,6 +109,34 @@ class SpendGuard:
             return False
         log.on_finish = partial(self._settle, buckets, reservation, call.estimate, call.model)
         return True
+
+    async def admit_session(
+        self, gateway: GatewayConfig, provider: str, model: str | None, metadata: Metadata
+    ) -> Callable[[LogRecord], None] | None:
+        """A realtime session: refused at the handshake when an applicable bucket is already at
+        its limit; nothing is reserved, and what it cost is settled when it closes (the callback
+        for its log row). None: not limited."""
+        policy = gateway.spend
+        if policy is None or prices_of(provider, model, None) is None:
+            return None
+        models = (model, f"{provider}/{model}") if model else ()
+        facts = CallFacts(provider, models, f"{provider}/{model}" if model else None, metadata)
+        matched = policy.applicable(facts)
+        if not matched:
+            return None
+        buckets = _buckets(gateway, matched)
+        try:
+            verdict = await self._store.admit(buckets, "", 0, self._lease_s)
+        except SpendStoreUnavailable as exc:
+            if not self._fail_open:
+                raise ServiceUnavailable("Spend limiter unavailable; try again shortly") from exc
+            return None
+        if verdict.refused is not None:
+            rule = matched[verdict.refused][0]
+            raise SpendLimitExceeded(
+                refusal_message(rule, provider, model), retry_after_s=verdict.retry_after_s
+            )
+        return partial(self._settle, buckets, "", 0, model)
 
     def _settle(
         self, buckets: list[Bucket], reservation: str, estimate: int, model: str | None, record: LogRecord
