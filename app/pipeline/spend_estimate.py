@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.pipeline.step import StepRun
-from app.providers.cost import prices_of
+from app.providers.cost import output_bounds, prices_of
 from app.providers.usage import loads_or_none, model_from_request
 from app.services.spend.rules import NANO_PER_USD, CallFacts
 
@@ -60,7 +60,9 @@ def estimate_call(run: StepRun, default_max_output: int) -> CallEstimate | None:
     out_max = 0
     if not _is_embedding(step.endpoint):
         bound = _output_bound(loads_or_none(step.body)) if step.body else None
-        out_max = bound if bound is not None else default_max_output
+        if bound is None:
+            bound = output_bounds().get((provider, model or ""), default_max_output)
+        out_max = bound
     # The body's byte length bounds its text tokens; cache-token discounts are ignored.
     usd = len(step.body) * prices[0] + out_max * prices[1]
     return CallEstimate(facts, model, math.ceil(usd * NANO_PER_USD))

@@ -28,6 +28,18 @@ def price_table() -> dict[str, dict[str, tuple[float, float]]]:
     }
 
 
+@cache
+def output_bounds() -> dict[tuple[str, str], int]:
+    """(provider, model) -> the most output tokens one call can return, where the table says."""
+    raw = orjson.loads(resources.files("app.providers").joinpath("prices.json").read_bytes())
+    return {
+        (provider, model): int(p[2])
+        for provider, models in raw["prices"].items()
+        for model, p in models.items()
+        if len(p) > 2
+    }
+
+
 def cost_of(
     provider: str, model: str | None, tokens_in: int | None, tokens_out: int | None, custom: CustomCost | None
 ) -> float | None:

@@ -196,3 +196,14 @@ def test_disabled_limits_do_nothing(module_api: Api) -> None:
     for fields in (off, rule_off):
         gateway_id = module_api.new_gateway(**fields)
         assert chat(module_api.http, gateway_id, total_cost(1)).status_code == 200
+
+
+def test_the_estimate_bounds_output_by_the_body_else_the_price_table(module_api: Api) -> None:
+    # gpt-4o-mini: 6e-7 USD per output token, at most 16384 of them (price table): an estimate of
+    # ~0.0098 USD without `max_tokens`, over a 0.005 budget (the 4096 default would fit in it).
+    gateway_id = module_api.new_gateway(**limits(rule(0.005, id="r")))
+    unbounded = chat(module_api.http, gateway_id)
+    assert "rule 'r'" in refused(unbounded)
+    assert "retry-after" not in unbounded.headers  # nothing settled: no wait would help
+    assert chat(module_api.http, gateway_id, max_tokens=100).status_code == 200
+    assert chat(module_api.http, gateway_id, max_completion_tokens=100).status_code == 200
