@@ -197,8 +197,10 @@ class Pipeline:
         self, run: StepRun, log: StepLog, url: str, cache_status: CacheStatus, slot: CacheSlot | None
     ) -> GatewayResult | None:
         step = run.step
-        if not await self._spend.admit(run, log):  # after the cache lookup: hits cost nothing
-            return None  # over budget (logged as 429): the next step runs; the last raised 2045
+        # Spend limits, after the cache lookup (hits cost nothing): over budget is logged as 429
+        # and the next step runs; the last step raised 2045.
+        if run.gateway.spend is not None and not await self._spend.admit(run, log):
+            return None
         upstream_started = time.perf_counter()
         try:
             request = self._client.build(
