@@ -100,11 +100,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     from app.server.protocol import protocol_class
 
     if args.workers > 1 and not settings.redis_url:
-        # Each worker would keep its own cache and rate-limit counters: limits would admit N times
-        # the configured rate and a response cached by one worker would miss in the others.
+        # Each worker would keep its own cache, rate-limit and spend counters: limits would admit N
+        # times the configured rate or budget, and a response cached by one worker would miss in others.
         sys.exit(
-            "aigw serve: --workers > 1 needs shared state: set AIGW_REDIS_URL (cache, rate limits). "
-            "Run one worker, or several replicas sharing Redis and PostgreSQL."
+            "aigw serve: --workers > 1 needs shared state: set AIGW_REDIS_URL (cache, rate limits, "
+            "spend limits). Run one worker, or several replicas sharing Redis and PostgreSQL."
         )
     from app.startup import report
 

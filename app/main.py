@@ -25,6 +25,7 @@ from app.logs.writer import LogSink
 from app.otel.setup import build_tracer
 from app.pipeline.realtime import RealtimeBridge
 from app.pipeline.run import Pipeline
+from app.pipeline.spend import SpendGuard
 from app.services.account_providers import AccountProviders
 from app.services.cache.memory import MemoryCache
 from app.services.cache.redis import RedisCache
@@ -33,6 +34,7 @@ from app.services.config import ConfigCache
 from app.services.invalidation import ConfigInvalidation, ConfigTTL
 from app.services.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from app.services.route_cache import RouteCache
+from app.services.spend.factory import spend_store_for
 from app.transports import http as http_transport
 from app.transports import realtime as realtime_transport
 from app.transports import ws as ws_transport
@@ -80,9 +82,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics = Metrics()
     routes = RouteCache(sessions, config_ttl)
     tracer = build_tracer(settings, client, os.environ)
+    spend_store = spend_store_for(redis)
+    spend = SpendGuard.from_settings(settings, spend_store)
     pipeline = Pipeline(
-        settings, client, config_cache, account_providers, cache, limiter, sink, metrics, routes, tracer
-    )
+        settings, client, config_cache, account_providers, cache, limiter, sink, metrics,
+        routes=routes, tracer=tracer, spend=spend,
+    )  # fmt: skip
     invalidation = ConfigInvalidation(settings.redis_url, config_ttl, config_cache, account_providers, routes)
     ws_sessions = ws_transport.SessionRegistry()
 
@@ -93,8 +98,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         invalidation,
         ws_sessions,
     )
-    state.metrics, state.tracer = metrics, tracer
-    state.realtime = RealtimeBridge(settings, pipeline.admission, pipeline.recorder)
+    state.metrics, state.tracer, state.spend_store = metrics, tracer, spend_store
+    state.realtime = RealtimeBridge(settings, pipeline.admission, pipeline.recorder, spend)
     _watch_gauges(metrics, sink, ws_sessions, config_ttl)
     metrics.watch(
         "aigw_otel_spans_dropped_total",
@@ -110,6 +115,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await invalidation.stop()
+        await spend_store.drain()  # settlements still being sent, before their log rows are written
         await sink.stop()
         await tracer.stop()
         await metrics.stop()

@@ -155,6 +155,9 @@ def validation_messages(exc: RequestValidationError) -> list[tuple[int, str]]:
         loc = [str(part) for part in error.get("loc", ())]
         if len(loc) > 1 and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
+        deeper = (error.get("ctx") or {}).get("at")  # a validator of a list naming the bad entry
+        if isinstance(deeper, str):
+            loc = [*loc, *deeper.split(".")]
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         items.append((InvalidInput.code, f"{'.'.join(loc) or 'body'}: {message}"))
     return items or [(InvalidInput.code, InvalidInput.default_message)]

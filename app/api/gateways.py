@@ -21,6 +21,7 @@ from app.api.envelope import (
     ResultInfo,
     ok,
 )
+from app.api.spend_counters import drop_spend_counters, rule_ids
 from app.db import gateways
 from app.db.custom_providers import check_base_url
 from app.db.gateways import GatewayCreate, GatewayExists, GatewayPublic, GatewayUpdate
@@ -133,8 +134,10 @@ async def update_gateway(
 ) -> dict[str, Any]:
     _check_exporters(body, settings.allow_private_destinations)
     row = await _existing(session, account_id, gateway_id)
+    rules_before = rule_ids(row.spend_limits)
     row = await gateways.update_gateway(session, row, body)
     await invalidation.changed(Change("gateway", account_id, gateway_id))
+    await drop_spend_counters(request, account_id, gateway_id, rules_before - rule_ids(row.spend_limits))
     if row.cache_invalidate_on_update:
         await _drop_cached_responses(request, account_id, gateway_id)
     return ok(_public(row))
@@ -159,6 +162,7 @@ async def delete_gateway(
         Change("routes", account_id, gateway_id),
     )  # fmt: skip
     await _drop_cached_responses(request, account_id, gateway_id)
+    await drop_spend_counters(request, account_id, gateway_id, None)
     return ok(deleted)
 
 

@@ -49,6 +49,13 @@ class RateLimited(GatewayError):
         self.retry_after_s = retry_after_s  # sent as `Retry-After` (whole seconds, at least 1)
 
 
+class SpendLimitExceeded(RateLimited):
+    """A spend-limit rule's budget would be exceeded (spend-limits.md §5); `Retry-After` when the
+    settled spend alone blocks."""
+
+    code, status, default_message = 2045, 429, "Spend limit exceeded"
+
+
 class NoProviderResponse(GatewayError):
     code, status, default_message = 2005, 502, "No response from any provider"
 

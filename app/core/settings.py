@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # When Redis is unreachable, admit requests (open) rather than refuse them (closed).
     rate_limit_fail_open: bool = True
+    # Spend limits (docs/spend-limits.md): when the budget store is unreachable, admit calls
+    # (open) or refuse them with 503 (closed); the output bound of calls whose body sets none.
+    spend_limit_fail_open: bool = False
+    spend_default_max_output_tokens: int = Field(default=4096, ge=0)
 
     # Request limits.
     max_body_bytes: int = 10 * 1024 * 1024

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_serializer, field_validator
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select
@@ -20,6 +20,7 @@ from app.db.otel_exporters import (
     keep_stored_authorizations,
 )
 from app.db.routes import delete_gateway_routes
+from app.db.spend_limits import SpendLimits
 from app.dlp.config import DlpIn
 
 
@@ -35,6 +36,11 @@ class _GatewayInput(GatewayBase):
     retry_backoff: Literal["constant", "linear", "exponential"] | None = None
     dlp: DlpIn | None = None  # type: ignore[assignment]  # validated here, stored as written
     otel: list[OtelExporterInput] | None = Field(default=None, max_length=MAX_EXPORTERS)
+    spend_limits: SpendLimits | None = None  # type: ignore[assignment]  # stored as its JSON
+
+    @field_serializer("spend_limits")
+    def _spend_limits_json(self, value: SpendLimits | None) -> dict[str, Any] | None:
+        return value.stored() if value is not None else None
 
     @field_validator("cache_ttl", "rate_limiting_limit", "rate_limiting_interval", "log_management")
     @classmethod

@@ -29,6 +29,8 @@ class GatewayBase(SQLModel):
     retry_backoff: str | None = Field(default=None, max_length=16)
     # DLP policies as written (app/dlp/config.py validates them; migration 0007_dlp).
     dlp: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    # Validated and normalised on input (app/db/spend_limits.py); migration 0006.
+    spend_limits: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Gateway(GatewayBase, table=True):

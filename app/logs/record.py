@@ -74,6 +74,7 @@ class LogRecord:
     free: bool = False  # costs nothing whatever its model (a route that ended without success)
     dlp_action: str | None = None  # DLP findings (app/pipeline/dlp.py); bodies are already redacted
     dlp: dict[str, Any] | None = None
+    cost_override: float | None = None  # what spend limits counted (0 for a refused call)
 
     def mark_first_byte(self) -> None:
         self.ttfb_ms = round((time.perf_counter() - self.started) * 1000)
@@ -95,11 +96,12 @@ class LogRecord:
         if not self.usage_known and self.success and not self.cached:
             usage = usage_from_body(self.full_body if self.full_body is not None else self.response_head)
             self.tokens_in, self.tokens_out = usage.tokens_in, usage.tokens_out
-        cost = (
-            0.0
-            if self.cached or self.free
-            else cost_of(self.provider, model, self.tokens_in, self.tokens_out, self.custom_cost)
-        )
+        if self.cost_override is not None or self.cached or self.free:
+            cost: float | None = self.cost_override or 0.0
+        elif not self.success and self.tokens_in is None and self.tokens_out is None:
+            cost = None  # nothing came back to charge (a per-call custom cost included)
+        else:
+            cost = cost_of(self.provider, model, self.tokens_in, self.tokens_out, self.custom_cost)
         request_head = self.request_body[: self.body_limit] if self.keep_payload else None
         return {
             "id": self.id,

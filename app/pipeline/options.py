@@ -3,6 +3,7 @@ universal step's `headers` object, or a WebSocket handshake. One function for al
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -85,11 +86,15 @@ def _metadata(header: str, value: str) -> dict[str, str | int | float | bool] | 
 def _custom_cost(header: str, value: str) -> CustomCost:
     try:
         parsed = orjson.loads(value)
-        cost = CustomCost(float(parsed["per_token_in"]), float(parsed["per_token_out"]))
+        if isinstance(parsed, dict) and "total_cost" in parsed:  # USD for the whole call
+            cost = CustomCost(total_cost=float(parsed["total_cost"]))
+        else:
+            cost = CustomCost(float(parsed["per_token_in"]), float(parsed["per_token_out"]))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise _bad(header, 'expected {"per_token_in": n, "per_token_out": n}') from None
-    if cost.per_token_in < 0 or cost.per_token_out < 0:
-        raise _bad(header, "costs must not be negative")
+        raise _bad(header, 'expected {"per_token_in": n, "per_token_out": n} or {"total_cost": n}') from None
+    values = (cost.per_token_in, cost.per_token_out, cost.total_cost or 0.0)
+    if any(not math.isfinite(v) or v < 0 for v in values):
+        raise _bad(header, "costs must be finite and not negative")
     return cost
 
 

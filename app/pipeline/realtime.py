@@ -21,6 +21,7 @@ from app.core.settings import Settings
 from app.logs.record import LogRecord
 from app.pipeline.admission import Admission
 from app.pipeline.recording import Recorder, StepLog
+from app.pipeline.spend import SpendGuard
 from app.pipeline.types import Options
 from app.providers.realtime import RealtimeProvider
 from app.upstream.environment import ssl_context
@@ -77,8 +78,11 @@ class Counters:
 
 
 class RealtimeBridge:
-    def __init__(self, settings: Settings, admission: Admission, recorder: Recorder) -> None:
+    def __init__(
+        self, settings: Settings, admission: Admission, recorder: Recorder, spend: SpendGuard | None = None
+    ) -> None:
         self._settings = settings
+        self._spend = spend
         self._admission = admission
         self._recorder = recorder
         self._tls = ssl_context()  # SSL_CERT_FILE / SSL_CERT_DIR or certifi, read once
@@ -99,8 +103,11 @@ class RealtimeBridge:
         gateway = await self._admission.open_session(account_id, gateway_id, options.authorization)
         base = self._settings.upstream_override("realtime_" + provider.slug) or provider.url
         url = f"{base}?{query_string}" if query_string else base
-        upstream = await self._connect(provider, url, headers, offered_subprotocols)
         model = parse_qs(query_string).get("model", [None])[0]
+        settle = None  # spend limits: refused before the provider is called (2045)
+        if self._spend is not None:
+            settle = await self._spend.admit_session(gateway, provider.slug, model, options.metadata)
+        upstream = await self._connect(provider, url, headers, offered_subprotocols)
         log_id = new_log_id()
         record = LogRecord(
             id=log_id, account_id=account_id, gateway_id=gateway_id, provider=provider.slug,
@@ -111,7 +118,9 @@ class RealtimeBridge:
         )  # fmt: skip
         record.model_override = model
         collect = options.collect_log if options.collect_log is not None else gateway.collect_logs
-        return RealtimeSession(upstream, self._recorder.begin_record(record, collect))
+        log = self._recorder.begin_record(record, collect)
+        log.on_finish = settle
+        return RealtimeSession(upstream, log)
 
     async def _connect(
         self, provider: RealtimeProvider, url: str, headers: list[tuple[str, str]], subprotocols: list[str]

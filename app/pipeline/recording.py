@@ -5,6 +5,8 @@ unless the request (`cf-aig-collect-log`) or the gateway turned logging off."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.core.notes import Notes
 from app.logs.record import LogRecord
 from app.otel.tracer import OpenSpan, Tracer
@@ -14,7 +16,7 @@ from app.pipeline.tracing import open_span
 
 
 class StepLog:
-    __slots__ = ("_collect", "_metrics", "_notes", "_sink", "_span", "record")
+    __slots__ = ("_collect", "_metrics", "_notes", "_sink", "_span", "on_finish", "record")
 
     def __init__(
         self,
@@ -31,6 +33,8 @@ class StepLog:
         self._collect = collect
         self._sink = sink
         self._metrics = metrics
+        # Runs once when the row ends, before it is shown or written (a spend reservation settles).
+        self.on_finish: Callable[[LogRecord], None] | None = None
 
     @property
     def finished(self) -> bool:
@@ -42,6 +46,8 @@ class StepLog:
         if self.finished:
             return
         record.finish(status, success, error)
+        if self.on_finish is not None:
+            self.on_finish(record)
         record.gateway_notes = self._notes.text()
         self._metrics.observe(record)
         if self._collect:

@@ -24,6 +24,7 @@ from app.pipeline.recording import Recorder, StepLog
 from app.pipeline.request_checks import check_steps
 from app.pipeline.retry import send_with_retries
 from app.pipeline.routing import RouteExecutor, dynamic_target
+from app.pipeline.spend import SpendGuard
 from app.pipeline.step import StepRun, plan_steps
 from app.pipeline.stream import ReplayStream, UpstreamStream
 from app.pipeline.types import CacheStatus, GatewayRequest, GatewayResult, Step
@@ -32,6 +33,7 @@ from app.providers.compat.registry import translate
 from app.services.cache.store import CachedResponse, CacheStore
 from app.services.ratelimit import RateLimiter
 from app.services.route_cache import RouteCache
+from app.services.spend.memory import MemorySpendStore
 from app.upstream.client import UpstreamClient, UpstreamResponse
 from app.upstream.errors import DestinationRefused, InvalidUpstreamRequest, UpstreamError, UpstreamTimeout
 
@@ -66,6 +68,7 @@ class Pipeline:
         metrics: PipelineMetrics,
         routes: RouteCache | None = None,
         tracer: Tracer | None = None,
+        spend: SpendGuard | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
@@ -74,6 +77,7 @@ class Pipeline:
         self._providers = providers
         self._limiter = limiter
         self._metrics = metrics
+        self._spend = spend or SpendGuard.from_settings(settings, MemorySpendStore())
         self.admission = Admission(gateways, settings.admin_token)
         self.recorder = Recorder(sink, metrics, settings.log_body_max_bytes, tracer)
         self._cache_slots = CacheSlots(cache)
@@ -213,6 +217,10 @@ class Pipeline:
         self, run: StepRun, log: StepLog, url: str, cache_status: CacheStatus, slot: CacheSlot | None
     ) -> GatewayResult | None:
         step = run.step
+        # Spend limits, after the cache lookup (hits cost nothing): over budget is logged as 429
+        # and the next step runs; the last step raised 2045.
+        if run.gateway.spend is not None and not await self._spend.admit(run, log):
+            return None
         upstream_started = time.perf_counter()
         try:
             request = self._client.build(

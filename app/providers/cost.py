@@ -11,10 +11,12 @@ import orjson
 
 @dataclass(frozen=True, slots=True)
 class CustomCost:
-    """A client's own price (`cf-aig-custom-cost`), USD per token, instead of the table's."""
+    """A client's own price (`cf-aig-custom-cost`) instead of the table's: USD per token, or a
+    `total_cost` in USD for the whole call."""
 
-    per_token_in: float
-    per_token_out: float
+    per_token_in: float = 0.0
+    per_token_out: float = 0.0
+    total_cost: float | None = None
 
 
 @cache
@@ -26,10 +28,24 @@ def price_table() -> dict[str, dict[str, tuple[float, float]]]:
     }
 
 
+@cache
+def output_bounds() -> dict[tuple[str, str], int]:
+    """(provider, model) -> the most output tokens one call can return, where the table says."""
+    raw = orjson.loads(resources.files("app.providers").joinpath("prices.json").read_bytes())
+    return {
+        (provider, model): int(p[2])
+        for provider, models in raw["prices"].items()
+        for model, p in models.items()
+        if len(p) > 2
+    }
+
+
 def cost_of(
     provider: str, model: str | None, tokens_in: int | None, tokens_out: int | None, custom: CustomCost | None
 ) -> float | None:
     """None (not 0) when the model's price is unknown or no usage was reported."""
+    if custom is not None and custom.total_cost is not None:
+        return custom.total_cost
     if tokens_in is None and tokens_out is None:
         return None
     if custom is not None:
@@ -40,3 +56,10 @@ def cost_of(
             return None
         prices = found
     return (tokens_in or 0) * prices[0] + (tokens_out or 0) * prices[1]
+
+
+def prices_of(provider: str, model: str | None, custom: CustomCost | None) -> tuple[float, float] | None:
+    """USD per (input, output) token; None when unknown (a `total_cost` is no price per token)."""
+    if custom is not None:
+        return None if custom.total_cost is not None else (custom.per_token_in, custom.per_token_out)
+    return price_table().get(provider, {}).get(model or "")

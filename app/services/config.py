@@ -24,6 +24,7 @@ from app.core.errors import GatewayError, ServiceUnavailable
 from app.db.models import Gateway, Token, utcnow
 from app.db.otel_exporters import ExporterConfig, exporter_configs
 from app.dlp.config import CompiledDlp, compile_dlp
+from app.services.spend.rules import SpendPolicy, compile_spend_limits
 
 logger = logging.getLogger("aigw.config")
 
@@ -50,6 +51,7 @@ class GatewayConfig:
     log_management_strategy: str | None
     dlp: CompiledDlp | None = None  # None: DLP off (the request path skips it entirely)
     otel: tuple[ExporterConfig, ...] = ()  # the gateway's own OpenTelemetry exporters
+    spend: SpendPolicy | None = None  # compiled `spend_limits`; None: nothing to enforce
 
     @classmethod
     def from_row(cls, row: Gateway) -> GatewayConfig:
@@ -69,6 +71,7 @@ class GatewayConfig:
             log_management_strategy=row.log_management_strategy,
             dlp=compile_dlp(row.dlp),
             otel=exporter_configs(row.otel),
+            spend=compile_spend_limits(row.spend_limits),
         )
 
 

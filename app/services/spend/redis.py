@@ -1,0 +1,223 @@
+"""Spend budgets in Redis: admission and settlement are one Lua call each over every bucket of a
+call, so all workers and replicas share one exact count (spend-limits.md §4).
+
+Per bucket, a hash `aigw:spend:{key}` holds `r` (reserved), for fixed windows `w` / `v` (window
+number, settled in it), for sliding ones `s{slot}` amounts with their total `t` and oldest slot
+`m`; a sorted set `…:leases` holds the reservations (`{id}|{estimate}`, scored by lease expiry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from app.services.spend.store import ADMITTED, Bucket, SpendStoreUnavailable, Verdict
+
+logger = logging.getLogger("aigw.spend")
+
+PREFIX = "aigw:spend:"
+
+# KEYS: per bucket its hash, then its lease set. ARGV: now (ms), reservation ('' = none), lease
+# expiry (ms), estimate, mode ('admit' | 'settle'), cost, and the buckets' specs in one string
+# (`limit sliding(1/0) window(ms) slot(ms)` per bucket: fewer arguments to pack on every call).
+# Admit returns {0, -1} or {index of the first refusing bucket (1-based), wait in ms or -1}.
+_LUA = """
+local now = tonumber(ARGV[1])
+local member = ARGV[2]
+local lease_until = tonumber(ARGV[3])
+local estimate = tonumber(ARGV[4])
+local mode = ARGV[5]
+local cost = tonumber(ARGV[6])
+local n = #KEYS / 2
+local specs = {}
+for number in string.gmatch(ARGV[7], '%S+') do table.insert(specs, tonumber(number)) end
+
+local function spec(i)
+  local b = (i - 1) * 4
+  return specs[b + 1], specs[b + 2] == 1, specs[b + 3], specs[b + 4]
+end
+
+local function admits(settled, reserved, limit)
+  return settled + reserved < limit and settled + reserved + estimate <= limit
+end
+
+local function settled_of(h, sliding, window, slot)
+  if not sliding then
+    local f = redis.call('HMGET', h, 'w', 'v')
+    if tonumber(f[1]) == math.floor(now / window) then return tonumber(f[2]) or 0 end
+    return 0
+  end
+  local cutoff = math.floor((now - window) / slot)
+  local oldest = tonumber(redis.call('HGET', h, 'm'))
+  if oldest == nil or oldest >= cutoff then return tonumber(redis.call('HGET', h, 't')) or 0 end
+  local all = redis.call('HGETALL', h)
+  local total, low = 0, nil
+  for j = 1, #all, 2 do
+    local f = all[j]
+    if string.sub(f, 1, 1) == 's' then
+      local k = tonumber(string.sub(f, 2))
+      if k < cutoff then
+        redis.call('HDEL', h, f)
+      else
+        total = total + tonumber(all[j + 1])
+        if low == nil or k < low then low = k end
+      end
+    end
+  end
+  redis.call('HSET', h, 't', total)
+  if low == nil then redis.call('HDEL', h, 'm') else redis.call('HSET', h, 'm', low) end
+  return total
+end
+
+local function add(h, sliding, window, slot, amount)
+  if amount <= 0 then return end
+  if not sliding then
+    local w = math.floor(now / window)
+    if tonumber(redis.call('HGET', h, 'w')) == w then
+      redis.call('HINCRBY', h, 'v', amount)
+    else
+      redis.call('HSET', h, 'w', w, 'v', amount)
+    end
+    return
+  end
+  settled_of(h, sliding, window, slot)
+  local k = math.floor(now / slot)
+  redis.call('HINCRBY', h, 's' .. k, amount)
+  redis.call('HINCRBY', h, 't', amount)
+  if redis.call('HEXISTS', h, 'm') == 0 then redis.call('HSET', h, 'm', k) end
+end
+
+local function expire_leases(h, l, sliding, window, slot)
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', l, '-inf', now)) do
+    redis.call('ZREM', l, m)
+    local held = tonumber(string.match(m, '|(%d+)$'))
+    redis.call('HINCRBY', h, 'r', -held)
+    add(h, sliding, window, slot, held)
+  end
+end
+
+local function wait_of(h, settled, limit, sliding, window, slot)
+  if estimate > limit or admits(settled, 0, limit) then return -1 end
+  if not sliding then return (math.floor(now / window) + 1) * window - now end
+  local slots = {}
+  local all = redis.call('HGETALL', h)
+  for j = 1, #all, 2 do
+    if string.sub(all[j], 1, 1) == 's' then
+      table.insert(slots, {tonumber(string.sub(all[j], 2)), tonumber(all[j + 1])})
+    end
+  end
+  table.sort(slots, function(a, b) return a[1] < b[1] end)
+  local remaining = settled
+  for _, entry in ipairs(slots) do
+    remaining = remaining - entry[2]
+    if admits(remaining, 0, limit) then return (entry[1] + 1) * slot + window - now end
+  end
+  return -1
+end
+
+-- Only ever lengthened: a settlement must not cut short the lease of another call in flight.
+local function keep(h, l, window, slot)
+  local ttl = window + slot + math.max(0, lease_until - now)
+  for _, key in ipairs({h, l}) do
+    if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+  end
+end
+
+if mode == 'settle' then
+  for i = 1, n do
+    local h, l = KEYS[2 * i - 1], KEYS[2 * i]
+    local limit, sliding, window, slot = spec(i)
+    if member == '' or redis.call('ZREM', l, member) == 1 then
+      if member ~= '' then redis.call('HINCRBY', h, 'r', -estimate) end
+      add(h, sliding, window, slot, cost)
+      keep(h, l, window, slot)
+    end
+  end
+  return {0, -1}
+end
+
+local refused, wait = 0, -1
+for i = 1, n do
+  local h, l = KEYS[2 * i - 1], KEYS[2 * i]
+  local limit, sliding, window, slot = spec(i)
+  expire_leases(h, l, sliding, window, slot)
+  local settled = settled_of(h, sliding, window, slot)
+  local reserved = tonumber(redis.call('HGET', h, 'r')) or 0
+  if not admits(settled, reserved, limit) then
+    if refused == 0 then refused = i end
+    wait = math.max(wait, wait_of(h, settled, limit, sliding, window, slot))
+  end
+end
+if refused > 0 or member == '' then return {refused, wait} end
+for i = 1, n do
+  local h, l = KEYS[2 * i - 1], KEYS[2 * i]
+  local _, _, window, slot = spec(i)
+  redis.call('HINCRBY', h, 'r', estimate)
+  redis.call('ZADD', l, lease_until, member .. '|' .. estimate)
+  keep(h, l, window, slot)
+end
+return {0, -1}
+"""
+
+
+def _keys(buckets: list[Bucket]) -> list[str]:
+    keys: list[str] = []
+    for bucket in buckets:
+        keys += (f"{PREFIX}{bucket.key}", f"{PREFIX}{bucket.key}:leases")
+    return keys
+
+
+def _specs(buckets: list[Bucket]) -> str:
+    return " ".join(
+        f"{bucket.limit} {int(bucket.sliding)} {bucket.window_s * 1000} {bucket.slot_s * 1000}"
+        for bucket in buckets
+    )
+
+
+class RedisSpendStore:
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+        self._script = redis.register_script(_LUA)
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def admit(self, buckets: list[Bucket], reservation: str, estimate: int, lease_s: float) -> Verdict:
+        now_ms = int(time.time() * 1000)
+        lease_until = now_ms + int(lease_s * 1000)
+        args = [now_ms, reservation, lease_until, estimate, "admit", 0, _specs(buckets)]
+        try:
+            refused, wait_ms = await self._script(keys=_keys(buckets), args=args)
+        except Exception as exc:  # Redis down or unreachable: the caller's policy decides
+            raise SpendStoreUnavailable(str(exc)) from exc
+        if int(refused) == 0:
+            return ADMITTED
+        return Verdict(int(refused) - 1, int(wait_ms) / 1000 if int(wait_ms) >= 0 else None)
+
+    def settle(self, buckets: list[Bucket], reservation: str, estimate: int, cost: int) -> None:
+        member = f"{reservation}|{estimate}" if reservation else ""
+        task = asyncio.get_running_loop().create_task(self._settle(buckets, member, estimate, cost))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _settle(self, buckets: list[Bucket], member: str, estimate: int, cost: int) -> None:
+        args = [int(time.time() * 1000), member, 0, estimate, "settle", cost, _specs(buckets)]
+        try:
+            await self._script(keys=_keys(buckets), args=args)
+        except Exception as exc:  # its lease settles it at the estimate: the conservative side
+            logger.warning("spend settlement not recorded (%s); its lease will settle it", exc)
+
+    async def drop(self, prefix: str) -> None:
+        pattern = PREFIX + "".join(f"[{c}]" if c in "*?[]\\" else c for c in prefix) + "*"
+        batch: list[Any] = []
+        async for key in self._redis.scan_iter(match=pattern, count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                await self._redis.delete(*batch)
+                batch.clear()
+        if batch:
+            await self._redis.delete(*batch)
+
+    async def drain(self) -> None:
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
