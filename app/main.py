@@ -31,6 +31,7 @@ from app.services.invalidation import ConfigInvalidation, ConfigTTL
 from app.services.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from app.transports import http as http_transport
 from app.transports import realtime as realtime_transport
+from app.transports import rest as rest_transport
 from app.transports import ws as ws_transport
 from app.transports.asgi import GatewayAPI
 from app.transports.docs import UniversalStep
@@ -43,6 +44,7 @@ DESCRIPTION = """A self-hosted AI gateway, wire-compatible with Cloudflare AI Ga
 
 * `POST /v1/{account}/{gateway}`: the universal endpoint (one step or a fallback array).
 * `/v1/{account}/{gateway}/{provider}/…`: provider pass-through.
+* `/client/v4/accounts/{account}/ai/…`: the REST inference API (`cf-aig-gateway-id` picks the gateway).
 * `/client/v4/accounts/{account}/…`: the management API (v4 envelope).
 
 Per-request settings travel in `cf-aig-*` headers; see the protocol document in the repository.
@@ -145,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     _include_management(app)
     app.include_router(http_transport.router)
+    app.include_router(rest_transport.router)
     app.include_router(ws_transport.router)
     app.include_router(realtime_transport.router)
     app.openapi = lambda: _openapi_with_universal_step(app)  # type: ignore[method-assign]

@@ -33,6 +33,7 @@ _HEADER_FIELDS = {
     "cf-aig-backoff": "backoff",
     "cf-aig-custom-cost": "custom_cost",
     "cf-aig-byok-alias": "byok_alias",
+    "cf-aig-provider-key": "provider_key",
 }
 
 
