@@ -135,13 +135,13 @@ def test_no_credential_is_2042_and_a_stored_key_is_used(rest: Rest, upstream: Fa
 
 
 def test_request_id_on_every_legacy_answer(rest: Rest, upstream: FakeUpstream) -> None:
-    ok = rest.api.universal(rest.gateway_id, {"provider": "openai", "endpoint": "chat/completions",
-                                              "headers": {"Authorization": "Bearer sk-x"}, "query": CHAT},
-                            headers={"cf-aig-authorization": f"Bearer {rest.token}"})  # fmt: skip
+    step = {"provider": "openai", "endpoint": "chat/completions", "headers": {"Authorization": "Bearer sk-x"},
+            "query": CHAT}  # fmt: skip
+    ok = rest.api.universal(rest.gateway_id, step)
     assert ok.status_code == 200, ok.text
     assert ok.headers["cf-aig-request-id"] == ok.headers["cf-aig-log-id"]
     closed = rest.api.new_gateway(authentication=True)
-    refused = rest.api.universal(closed, {"provider": "openai"})
+    refused = rest.api.universal(closed, step)
     assert refused.status_code == 401 and ULID_RE.match(refused.headers["cf-aig-request-id"])
-    missing = rest.api.universal("no-such-gateway", {"provider": "openai"})
+    missing = rest.api.universal("no-such-gateway", step)
     assert missing.status_code == 400 and ULID_RE.match(missing.headers["cf-aig-request-id"])
