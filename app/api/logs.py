@@ -38,7 +38,7 @@ router = APIRouter(
 )
 
 # Any string: a ULID or a UUID names a log (canonical_log_id), anything else names none (404 / 1002).
-LogId = Annotated[str, Path(max_length=200, description="ULID or UUID")]
+LogId = Annotated[str, Path(description="ULID or UUID")]
 MetadataValue = str | int | float | bool
 
 
