@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -82,8 +83,17 @@ async def run_rest(pipeline: Pipeline, request: RestRequest) -> GatewayResult:
         raise
 
 
-async def _admitted(scope: Scope, account_id: str) -> tuple[str, Options, list[tuple[str, str]], str | None]:
-    """(gateway id, options, headers to forward, user agent) of an authenticated REST request."""
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    gateway_id: str
+    options: Options
+    forward: list[tuple[str, str]]  # headers for the provider
+    user_agent: str | None
+    content_type: str | None
+
+
+async def _admitted(scope: Scope, account_id: str) -> _Admitted:
+    """What an authenticated REST request says in its headers (10000 / 10001 / 2010 otherwise)."""
     pairs = header_pairs(scope)
     options, forward = split_headers(pairs)
     gateway_id = header(pairs, "cf-aig-gateway-id") or "default"
@@ -93,24 +103,19 @@ async def _admitted(scope: Scope, account_id: str) -> tuple[str, Options, list[t
     await check_rest_token(state.config_cache, state.settings.admin_token, token, account_id, gateway_id)
     # The pipeline sees the token where it looks for one (a default gateway is made with it).
     options = Options(authorization=token).over(options)
-    return (
-        gateway_id,
-        options,
-        [(n, v) for n, v in forward if n.lower() not in _NOT_FORWARDED],
-        header(pairs, "user-agent"),
-    )
+    kept = [(n, v) for n, v in forward if n.lower() not in _NOT_FORWARDED]
+    return _Admitted(gateway_id, options, kept, header(pairs, "user-agent"), header(pairs, "content-type"))
 
 
 async def rest_request(
     scope: Scope, receive: Receive, account_id: str, kind: RestKind, path_model: str | None = None
 ) -> RestRequest:
-    gateway_id, options, forward, user_agent = await _admitted(scope, account_id)
+    admitted = await _admitted(scope, account_id)
     body = await read_body(scope, receive, scope["app"].state.settings.max_body_bytes)
-    steps, plan = _CALLS.steps(kind, body, forward, path_model)
+    steps, plan = _CALLS.steps(kind, body, admitted.forward, path_model)
     return RestRequest(
-        account_id, gateway_id, "rest", steps, options, user_agent=user_agent,
-        request_content_type=header(header_pairs(scope), "content-type"), authenticated=True,
-        require_credential=True, plan=plan,
+        account_id, admitted.gateway_id, "rest", steps, admitted.options, user_agent=admitted.user_agent,
+        request_content_type=admitted.content_type, authenticated=True, require_credential=True, plan=plan,
     )  # fmt: skip
 
 
