@@ -42,7 +42,7 @@ _LIST_COLUMNS = (
 _DETAIL_COLUMNS = (
     *_LIST_COLUMNS, "request_size", "response_size", "request_body", "request_body_complete",
     "response_body", "response_body_complete", "user_agent", "authenticated", "error",
-    "connection_id", "frames_in", "frames_out", "close_code", "gateway_notes",
+    "connection_id", "frames_in", "frames_out", "close_code", "gateway_notes", "request_id",
 )  # fmt: skip
 
 
@@ -117,6 +117,7 @@ def public_log(row: Mapping[str, Any]) -> dict[str, Any]:
             frames_out=row["frames_out"],
             close_code=row["close_code"],
             gateway_notes=row["gateway_notes"],
+            request_id=row["request_id"],
         )
     return out
 

@@ -109,6 +109,7 @@ class Log(SQLModel, table=True):
     # What the gateway had to do without for this request (Redis down: cache treated as a miss, rate
     # limiter failed open or closed), "; "-separated; null when nothing degraded.
     gateway_notes: str | None = None
+    request_id: str | None = Field(default=None, max_length=26)  # the client request's first row id
 
 
 class LogMetadata(SQLModel, table=True):

@@ -59,6 +59,7 @@ class LogRecord:
     frames_out: int | None = None
     close_code: int | None = None
     gateway_notes: str | None = None  # what degraded while serving it (Redis down: cache, rate limiter)
+    request_id: str | None = None  # `cf-aig-request-id`: the id of the request's first row
 
     def mark_first_byte(self) -> None:
         self.ttfb_ms = round((time.perf_counter() - self.started) * 1000)
@@ -128,4 +129,5 @@ class LogRecord:
             "frames_out": self.frames_out,
             "close_code": self.close_code,
             "gateway_notes": self.gateway_notes,
+            "request_id": self.request_id,
         }

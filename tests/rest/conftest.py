@@ -15,5 +15,7 @@ SECRET_KEY = "rest-tests-secret-key-0123456789abcdef"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    with running_gateway(tmp_path_factory.mktemp("rest"), fake_upstream.url, secret_key=SECRET_KEY) as gateway:
+    with running_gateway(
+        tmp_path_factory.mktemp("rest"), fake_upstream.url, secret_key=SECRET_KEY
+    ) as gateway:
         yield gateway

@@ -22,7 +22,12 @@ def rest(api: Api, upstream: FakeUpstream) -> Rest:
 
 @pytest.mark.parametrize(
     "auth",
-    [{}, {"Authorization": "Bearer nope"}, {"x-api-key": "aigw_01abcdefghjkmnpqrstvwxyz0_x"}, {"Authorization": ""}],
+    [
+        {},
+        {"Authorization": "Bearer nope"},
+        {"x-api-key": "aigw_01abcdefghjkmnpqrstvwxyz0_x"},
+        {"Authorization": ""},
+    ],
 )
 def test_missing_or_invalid_token_is_10000(rest: Rest, upstream: FakeUpstream, auth: dict[str, str]) -> None:
     headers = {"cf-aig-gateway-id": rest.gateway_id, "cf-aig-provider-key": PROVIDER_KEY, **auth}
@@ -39,14 +44,20 @@ def test_token_is_required_even_on_an_open_gateway(api: Api, upstream: FakeUpstr
 
 def test_token_of_another_account_is_10000(rest: Rest, upstream: FakeUpstream) -> None:
     other = rest.api.new_token(account="other-acct")["value"]
-    v4_error(rest.post("v1/chat/completions", CHAT, rest.headers(Authorization=f"Bearer {other}")), 401, 10000)
+    v4_error(
+        rest.post("v1/chat/completions", CHAT, rest.headers(Authorization=f"Bearer {other}")), 401, 10000
+    )
 
 
 def test_token_without_run_or_for_another_gateway_is_10001(rest: Rest, upstream: FakeUpstream) -> None:
     reader = rest.api.new_token(permissions=["read"])["value"]
-    v4_error(rest.post("v1/chat/completions", CHAT, rest.headers(Authorization=f"Bearer {reader}")), 403, 10001)
+    v4_error(
+        rest.post("v1/chat/completions", CHAT, rest.headers(Authorization=f"Bearer {reader}")), 403, 10001
+    )
     elsewhere = rest.api.new_token(gateways=["some-other-gateway"])["value"]
-    v4_error(rest.post("v1/chat/completions", CHAT, rest.headers(Authorization=f"Bearer {elsewhere}")), 403, 10001)
+    v4_error(
+        rest.post("v1/chat/completions", CHAT, rest.headers(Authorization=f"Bearer {elsewhere}")), 403, 10001
+    )
     assert upstream.count() == 0
 
 
@@ -82,7 +93,9 @@ def test_unknown_gateway_is_2001_and_default_is_made(rest: Rest, upstream: FakeU
         ("v1/embeddings", {"input": "x"}, 400, 2010),
     ],
 )
-def test_bad_requests(rest: Rest, upstream: FakeUpstream, path: str, body: Any, status: int, code: int) -> None:
+def test_bad_requests(
+    rest: Rest, upstream: FakeUpstream, path: str, body: Any, status: int, code: int
+) -> None:
     v4_error(rest.post(path, body), status, code)
     assert upstream.count() == 0
 
@@ -113,7 +126,9 @@ def test_provider_rejecting_the_credential_is_2009_here_and_relayed_on_legacy(
 
 
 def test_other_provider_errors_pass_through(rest: Rest, upstream: FakeUpstream) -> None:
-    response = rest.post("v1/embeddings", {"model": "openai/x", "input": "x"}, rest.headers(**{"x-fake-status": "429"}))
+    response = rest.post(
+        "v1/embeddings", {"model": "openai/x", "input": "x"}, rest.headers(**{"x-fake-status": "429"})
+    )
     assert response.status_code == 429 and "error" in response.json()
 
 
@@ -123,7 +138,12 @@ def test_no_credential_is_2042_and_a_stored_key_is_used(rest: Rest, upstream: Fa
     assert upstream.count() == 0
     stored = rest.api.http.post(
         f"/client/v4/accounts/{ACCT}/ai-gateway/gateways/{rest.gateway_id}/provider_configs",
-        json={"provider_slug": "openai", "alias": "default", "secret": "sk-stored-456", "default_config": True},
+        json={
+            "provider_slug": "openai",
+            "alias": "default",
+            "secret": "sk-stored-456",
+            "default_config": True,
+        },
         headers=ADMIN_HEADERS,
     )
     assert stored.status_code == 200, stored.text

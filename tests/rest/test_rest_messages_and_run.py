@@ -33,7 +33,9 @@ def _anthropic(rest: Rest, **kwargs: Any) -> anthropic.Anthropic:
 def test_messages_with_the_anthropic_sdk(rest: Rest, upstream: FakeUpstream, token_in: str) -> None:
     with _anthropic(rest, **{token_in: rest.token}) as client:
         message = client.messages.create(
-            model="anthropic/claude-3-5-haiku-latest", max_tokens=64, messages=MESSAGES  # type: ignore[arg-type]
+            model="anthropic/claude-3-5-haiku-latest",
+            max_tokens=64,
+            messages=MESSAGES,  # type: ignore[arg-type]
         )
     assert message.content[0].type == "text" and message.content[0].text == FAKE_TEXT
     assert upstream.last.path == "/v1/messages"
@@ -41,18 +43,21 @@ def test_messages_with_the_anthropic_sdk(rest: Rest, upstream: FakeUpstream, tok
     assert upstream.last.headers["anthropic-version"]  # the SDK's own, forwarded
     assert sent_credentials(upstream) == {"x-api-key": PROVIDER_KEY}
     row = rest.rows()[0]
-    assert (row["request_type"], row["provider"], row["model"]) == ("rest", "anthropic", "claude-3-5-haiku-latest")
+    assert (row["request_type"], row["provider"], row["model"]) == (
+        "rest",
+        "anthropic",
+        "claude-3-5-haiku-latest",
+    )
     assert row["tokens_out"] == 3
 
 
 def test_messages_stream_with_the_anthropic_sdk(rest: Rest, upstream: FakeUpstream) -> None:
-    with _anthropic(rest, api_key=rest.token) as client:
-        with client.messages.stream(
-            model="anthropic/claude-3-5-haiku-latest", max_tokens=64, messages=MESSAGES,  # type: ignore[arg-type]
-            extra_headers={"anthropic-version": "2023-06-01", "anthropic-beta": "tools-2024-04-04"},
-        ) as stream:  # fmt: skip
-            text = "".join(stream.text_stream)
-            final = stream.get_final_message()
+    with _anthropic(rest, api_key=rest.token) as client, client.messages.stream(
+        model="anthropic/claude-3-5-haiku-latest", max_tokens=64, messages=MESSAGES,  # type: ignore[arg-type]
+        extra_headers={"anthropic-version": "2023-06-01", "anthropic-beta": "tools-2024-04-04"},
+    ) as stream:  # fmt: skip
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
     assert text == FAKE_TEXT and final.usage.output_tokens == 3
     assert upstream.last.headers["anthropic-beta"] == "tools-2024-04-04"
     assert rest.rows()[0]["success"]
@@ -69,7 +74,9 @@ def test_anthropic_version_defaults_when_absent(
 
 
 def test_messages_only_for_anthropic(rest: Rest, upstream: FakeUpstream) -> None:
-    response = rest.post("v1/messages", {"model": "openai/gpt-4o-mini", "max_tokens": 8, "messages": MESSAGES})
+    response = rest.post(
+        "v1/messages", {"model": "openai/gpt-4o-mini", "max_tokens": 8, "messages": MESSAGES}
+    )
     assert response.status_code == 400 and response.json()["errors"][0]["code"] == 2008
     assert upstream.count() == 0
 
@@ -86,20 +93,26 @@ def test_run_workers_ai_envelope(rest: Rest, upstream: FakeUpstream) -> None:
 
 
 def test_run_third_party_is_wrapped_and_streams_unwrapped(rest: Rest, upstream: FakeUpstream) -> None:
-    response = rest.post("run", {"model": "openai/gpt-4.1", "input": {"messages": MESSAGES, "max_tokens": 64}})
+    response = rest.post(
+        "run", {"model": "openai/gpt-4.1", "input": {"messages": MESSAGES, "max_tokens": 64}}
+    )
     body = response.json()
     assert (body["success"], body["errors"], body["messages"]) == (True, [], [])
     assert body["result"]["object"] == "chat.completion"
     assert body["result"]["choices"][0]["message"]["content"] == FAKE_TEXT
     assert upstream.last.json()["model"] == "gpt-4.1"
-    streamed = rest.post("run", {"model": "anthropic/claude-3-5-haiku-latest", "input": {"messages": MESSAGES, "stream": True}})
+    streamed = rest.post(
+        "run", {"model": "anthropic/claude-3-5-haiku-latest", "input": {"messages": MESSAGES, "stream": True}}
+    )
     assert streamed.headers["content-type"].startswith("text/event-stream")
     events = sse_events(streamed.content)
     assert events[-1][1] == "[DONE]" and '"chat.completion.chunk"' in events[0][1]
 
 
 def test_run_pinned_provider(rest: Rest, upstream: FakeUpstream) -> None:
-    response = rest.post("run", {"model": "meta/llama-3.3-70b", "provider": "groq", "input": {"messages": MESSAGES}})
+    response = rest.post(
+        "run", {"model": "meta/llama-3.3-70b", "provider": "groq", "input": {"messages": MESSAGES}}
+    )
     assert response.status_code == 200, response.text
     assert upstream.last.path == "/openai/v1/chat/completions"
     assert upstream.last.json()["model"] == "llama-3.3-70b"

@@ -16,7 +16,9 @@ from tests.support.helpers import FAKE_TEXT, MESSAGES, ULID_RE, Api
 # REST model name → (provider slug, upstream model, path the fake must see, credential header)
 CHAT_MODELS = {
     "openai/gpt-4o-mini": ("openai", "gpt-4o-mini", "/v1/chat/completions", "authorization"),
-    "anthropic/claude-3-5-haiku-latest": ("anthropic", "claude-3-5-haiku-latest", "/v1/messages", "x-api-key"),
+    "anthropic/claude-3-5-haiku-latest": (
+        "anthropic", "claude-3-5-haiku-latest", "/v1/messages", "x-api-key",
+    ),
     "google/gemini-2.0-flash": (
         "google-ai-studio", "gemini-2.0-flash", "/v1beta/models/gemini-2.0-flash:generateContent",
         "x-goog-api-key",
@@ -68,7 +70,9 @@ def test_chat_completions_for_every_provider(
     assert PROVIDER_KEY not in str(row) and rest.token not in str(row)
 
 
-@pytest.mark.parametrize("model", ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", "google/gemini-2.0-flash"])
+@pytest.mark.parametrize(
+    "model", ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", "google/gemini-2.0-flash"]
+)
 def test_stream_with_include_usage(client: openai.OpenAI, rest: Rest, model: str) -> None:
     stream = client.chat.completions.create(
         model=model, messages=MESSAGES, stream=True, stream_options={"include_usage": True},  # type: ignore[arg-type]
@@ -99,7 +103,10 @@ def test_embeddings(client: openai.OpenAI, upstream: FakeUpstream, rest: Rest, m
 
 @pytest.mark.parametrize(
     ("model", "path"),
-    [("openai/gpt-4o-mini", "/v1/responses"), ("@cf/openai/gpt-oss-20b", "/client/v4/accounts/acct/ai/v1/responses")],
+    [
+        ("openai/gpt-4o-mini", "/v1/responses"),
+        ("@cf/openai/gpt-oss-20b", "/client/v4/accounts/acct/ai/v1/responses"),
+    ],
 )
 def test_responses(client: openai.OpenAI, upstream: FakeUpstream, model: str, path: str) -> None:
     response = client.responses.create(model=model, input="say hello please", instructions="be brief")
