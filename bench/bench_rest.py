@@ -4,7 +4,8 @@ vs `/compat/chat/completions` (the same translation, legacy host) vs the provide
 Same setup as `bench_gateway.py` (separate upstream and `aigw serve` processes, SQLite logs and the
 cache on, every body distinct, so each call is a stored miss that is logged). Prints, per path, the
 latency added over calling the fake directly at c=1 (p50) and the gateway's CPU per request at
-c=32. The paths are interleaved over `--rounds` so that drift of the machine hits them alike.
+c=32. REST calls always carry a token, so `compat+token` (compat on a gateway with authentication
+on) is the like-for-like comparison; `compat` shows what the token check itself costs. The paths are interleaved over `--rounds` so that drift of the machine hits them alike.
 
     .venv/bin/python bench/bench_rest.py [--requests 3000] [--concurrency 32] [--rounds 3] [--stream]
 """
@@ -27,6 +28,7 @@ import psutil
 from bench.bench_gateway import ADMIN, ROOT, RawClient, cpu_seconds, free_port, pct, wait_ready
 
 ACCOUNT, GATEWAY = "bench", "gw"
+AUTH_GATEWAY = "gw-auth"  # authentication on: the compat call checks a token too, as REST always does
 
 
 def build(port: int, path: str, body: bytes, headers: str) -> bytes:
@@ -83,6 +85,11 @@ def paths(token: str) -> dict[str, tuple[str, str, str]]:
         "direct": ("/v1/chat/completions", provider_key, "gpt-4o-mini"),
         "pass-through": (f"/v1/{ACCOUNT}/{GATEWAY}/openai/chat/completions", provider_key, "gpt-4o-mini"),
         "compat": (f"/v1/{ACCOUNT}/{GATEWAY}/compat/chat/completions", provider_key, "openai/gpt-4o-mini"),
+        "compat+token": (
+            f"/v1/{ACCOUNT}/{AUTH_GATEWAY}/compat/chat/completions",
+            f"{provider_key}cf-aig-authorization: Bearer {token}\r\n",
+            "openai/gpt-4o-mini",
+        ),
         "rest": (f"/client/v4/accounts/{ACCOUNT}/ai/v1/chat/completions", rest_headers, "openai/gpt-4o-mini"),
     }
 
@@ -145,20 +152,18 @@ def main() -> None:
         wait_ready(f"http://127.0.0.1:{gateway_port}/healthz")
         admin = {"Authorization": f"Bearer {ADMIN}"}
         base = f"http://127.0.0.1:{gateway_port}/client/v4/accounts/{ACCOUNT}"
-        httpx.post(
-            f"{base}/ai-gateway/gateways",
-            json={"id": GATEWAY, "cache_ttl": 300, "collect_logs": True},
-            headers=admin,
-        ).raise_for_status()
+        for gateway_id, authentication in ((GATEWAY, False), (AUTH_GATEWAY, True)):
+            fields = {
+                "id": gateway_id,
+                "cache_ttl": 300,
+                "collect_logs": True,
+                "authentication": authentication,
+            }
+            httpx.post(f"{base}/ai-gateway/gateways", json=fields, headers=admin).raise_for_status()
         created = httpx.post(f"{base}/tokens", json={"name": "bench", "permissions": ["run"]}, headers=admin)
         created.raise_for_status()
         token = created.json()["result"]["value"]
-        ports = {
-            "direct": upstream_port,
-            "pass-through": gateway_port,
-            "compat": gateway_port,
-            "rest": gateway_port,
-        }
+        ports = {name: gateway_port for name in paths(token)} | {"direct": upstream_port}
         proc = psutil.Process(gateway.pid)
         asyncio.run(report(proc, ports, token, args.requests, args.concurrency, args.rounds, args.stream))
     finally:

@@ -30,7 +30,7 @@ from app.pipeline.rest_admission import check_rest_token, rest_token
 from app.pipeline.rest_models import model_list
 from app.pipeline.run import Pipeline
 from app.pipeline.types import GatewayResult, Options
-from app.transports.common import check_ids, header, header_pairs, sent_path
+from app.transports.common import check_ids, header_pairs, sent_path
 from app.transports.encode import error_headers
 from app.transports.http import read_body, request_id_of, serve
 
@@ -95,16 +95,19 @@ class _Admitted:
 async def _admitted(scope: Scope, account_id: str) -> _Admitted:
     """What an authenticated REST request says in its headers (10000 / 10001 / 2010 otherwise)."""
     pairs = header_pairs(scope)
-    options, forward = split_headers(pairs)
-    gateway_id = header(pairs, "cf-aig-gateway-id") or "default"
+    named = dict(reversed(pairs))  # the first of a repeated header, as `header()` reads it
+    gateway_id = named.get("cf-aig-gateway-id") or "default"
     check_ids(account_id, gateway_id)
+    given = named.get("cf-aig-authorization")
+    token = rest_token(given, named.get("authorization"), named.get("x-api-key"))
+    if token is not None and given is None:
+        # The pipeline sees the token where it looks for one (a default gateway is made with it).
+        pairs = [*pairs, ("cf-aig-authorization", token)]
+    options, forward = split_headers(pairs)  # 2010 on a bad `cf-aig-*` value, before the token
     state = scope["app"].state
-    token = rest_token(options.authorization, header(pairs, "authorization"), header(pairs, "x-api-key"))
     await check_rest_token(state.config_cache, state.settings.admin_token, token, account_id, gateway_id)
-    # The pipeline sees the token where it looks for one (a default gateway is made with it).
-    options = Options(authorization=token).over(options)
     kept = [(n, v) for n, v in forward if n.lower() not in _NOT_FORWARDED]
-    return _Admitted(gateway_id, options, kept, header(pairs, "user-agent"), header(pairs, "content-type"))
+    return _Admitted(gateway_id, options, kept, named.get("user-agent"), named.get("content-type"))
 
 
 async def rest_request(
