@@ -145,6 +145,10 @@ Runner = Callable[[Pipeline, Any], Awaitable[GatewayResult]]
 ErrorEncoder = Callable[[GatewayError], Response]
 
 
+async def run_pipeline(pipeline: Pipeline, request: GatewayRequest) -> GatewayResult:
+    return await pipeline.run(request)
+
+
 def request_id_of(request: GatewayRequest | None) -> str:
     """`cf-aig-request-id`: the request's first log id, or a fresh ULID when it got none."""
     return request.log_id if request is not None and request.log_id else new_log_id()
@@ -157,7 +161,7 @@ async def serve(
     build: Build,
     *,
     with_step: bool,
-    run: Runner = Pipeline.run,
+    run: Runner = run_pipeline,
     encode_error: ErrorEncoder = http_error_response,
 ) -> None:
     """Build the request (`build` reads the body), run it, send the answer or the error."""

@@ -34,7 +34,49 @@ from app.transports.common import check_ids, header_pairs, sent_path
 from app.transports.encode import error_headers
 from app.transports.http import read_body, request_id_of, serve
 
-router = APIRouter(prefix="/client/v4/accounts/{account_id}/ai", tags=["rest"])
+_V4_ERROR = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "success": {"type": "boolean"},
+                    "errors": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+                        },
+                    },
+                    "messages": {"type": "array"},
+                    "result": {"nullable": True},
+                },
+            }
+        }
+    }
+}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The provider's answer (a body, or an event stream)",
+        "content": {"application/json": {}, "text/event-stream": {}},
+    },
+    **{
+        status: {"description": why, **_V4_ERROR}
+        for status, why in (
+            (400, "2001 unknown gateway, 2008, 2010 malformed, 2040, 2042 no provider credential"),
+            (401, "10000 missing or invalid token; 2009 the provider rejected the credential"),
+            (403, "10001 token without `run` here"),
+            (404, "7003 model not found"),
+            (413, "2011 body too large"),
+            (429, "2003 rate limit"),
+            (502, "2005 no response"),
+            (503, "2014 unavailable"),
+            (504, "2012 timeout"),
+        )
+    },
+    "default": {"description": "Any other status: the provider's own error, passed through"},
+}
+router = APIRouter(prefix="/client/v4/accounts/{account_id}/ai", tags=["rest"], responses=_RESPONSES)
 
 _REST_PATH = re.compile(r"^/client/v4/accounts/([^/]+)/ai/(run|run/.+|v1/[a-z/]+?)/?$")
 _KINDS: dict[str, RestKind] = {
