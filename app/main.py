@@ -37,6 +37,7 @@ from app.services.route_cache import RouteCache
 from app.services.spend.factory import spend_store_for
 from app.transports import http as http_transport
 from app.transports import realtime as realtime_transport
+from app.transports import rest as rest_transport
 from app.transports import ws as ws_transport
 from app.transports.asgi import GatewayAPI
 from app.transports.encode import gateway_error_handler
@@ -49,6 +50,7 @@ DESCRIPTION = """A self-hosted AI gateway, wire-compatible with Cloudflare AI Ga
 
 * `POST /v1/{account}/{gateway}`: the universal endpoint (one step or a fallback array).
 * `/v1/{account}/{gateway}/{provider}/…`: provider pass-through.
+* `/client/v4/accounts/{account}/ai/…`: the REST inference API (`cf-aig-gateway-id` picks the gateway).
 * `/client/v4/accounts/{account}/…`: the management API (v4 envelope).
 
 * `/v1/{account}/{gateway}` with `Upgrade: websocket`: the universal WebSocket session, and
@@ -173,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     _include_management(app)
     app.include_router(http_transport.router)
+    app.include_router(rest_transport.router)
     app.include_router(ws_transport.router)
     app.include_router(realtime_transport.router)
     app.openapi = lambda: _openapi_with_gateway_docs(app)  # type: ignore[method-assign]

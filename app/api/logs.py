@@ -25,6 +25,7 @@ from app.api.log_params import (
     parse,
     where_clause,
 )
+from app.core.ids import canonical_log_id
 from app.db import logs
 from app.db.gateways import get_gateway
 from app.db.log_store import GatewayKey, delete_matching
@@ -36,7 +37,8 @@ router = APIRouter(
     responses=ERROR_RESPONSES,
 )
 
-LogId = Annotated[str, Path(pattern=r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$", description="ULID")]
+# Any string: a ULID or a UUID names a log (canonical_log_id), anything else names none (404 / 1002).
+LogId = Annotated[str, Path(description="ULID or UUID")]
 MetadataValue = str | int | float | bool
 
 
@@ -62,6 +64,12 @@ class LogEdit(BaseModel):
         if value is not None and len(value) > MAX_METADATA_ENTRIES:
             raise ValueError(f"at most {MAX_METADATA_ENTRIES} entries")
         return value
+
+
+def _stored_id(log_id: str) -> str:
+    """The stored form of an id given as a ULID or a UUID; an impossible one for anything else
+    (so it is looked up like any unknown id and answers 404 / 1002, never 400)."""
+    return canonical_log_id(log_id) or "-"
 
 
 async def _gateway(
@@ -117,7 +125,7 @@ async def get_log(
     account_id: AccountId, gateway_id: GatewayIdPath, log_id: LogId, _: CanRead, session: SessionDep
 ) -> dict[str, Any]:
     key, connection = await _gateway(session, account_id, gateway_id)
-    row = await logs.get_log_row(connection, key, log_id.upper())
+    row = await logs.get_log_row(connection, key, _stored_id(log_id))
     if row is None:
         raise NotFound(f"log {log_id!r} not found")
     return ok(logs.public_log(row))
@@ -134,17 +142,17 @@ async def edit_log(
 ) -> dict[str, Any]:
     key, connection = await _gateway(session, account_id, gateway_id)
     changes = body.model_dump(include=body.model_fields_set)
-    if not await logs.edit_log(connection, key, log_id.upper(), changes):
+    if not await logs.edit_log(connection, key, _stored_id(log_id), changes):
         raise NotFound(f"log {log_id!r} not found")
     await session.commit()
-    row = await logs.get_log_row(await session.connection(), key, log_id.upper())
+    row = await logs.get_log_row(await session.connection(), key, _stored_id(log_id))
     assert row is not None
     return ok(logs.public_log(row))
 
 
 async def _body(session: AsyncSession, account_id: str, gateway_id: str, log_id: str, which: str) -> Response:
     key, connection = await _gateway(session, account_id, gateway_id)
-    found, body, content_type, complete = await logs.get_body(connection, key, log_id.upper(), which)
+    found, body, content_type, complete = await logs.get_body(connection, key, _stored_id(log_id), which)
     if not found:
         raise NotFound(f"log {log_id!r} not found")
     if body is None:

@@ -63,3 +63,23 @@ new_ulid = UlidGenerator().new
 def new_log_id() -> str:
     """A request's log id (also its event id when the client gives none)."""
     return new_ulid()
+
+
+_CROCKFORD = frozenset(_ALPHABET + _ALPHABET.lower())
+_HEX = frozenset("0123456789abcdefABCDEF")
+_UUID_DASHES = (8, 13, 18, 23)
+
+
+def canonical_log_id(text: str) -> str | None:
+    """The stored form (upper-case ULID) of a log id given as a ULID (any case) or as a canonical
+    UUID (8-4-4-4-12 hex, any case: the same 128 bits, the form the hosted service now mints);
+    None for anything else, which then names no log."""
+    if len(text) == 26 and text[0] in "01234567" and _CROCKFORD.issuperset(text):
+        return text.upper()
+    if len(text) != 36 or any(text[i] != "-" for i in _UUID_DASHES):
+        return None
+    digits = text.replace("-", "")
+    if len(digits) != 32 or not _HEX.issuperset(digits):
+        return None
+    value = int(digits, 16)
+    return _encode_time(value >> 80) + _encode_random(value & _RANDOM_MAX)

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, String, and_, cast, false, func, not_, null, or_, select
 
+from app.core.ids import canonical_log_id
 from app.db.fields import as_utc
 from app.db.log_store import LOGS, METADATA, metadata_text
 
@@ -144,6 +145,8 @@ def _convert(kind: Kind, value: Any) -> Any:
             return parse_number(value, integer=True)
         case Kind.DATE:
             return parse_date(value)
+        case Kind.ID if isinstance(value, str):
+            return canonical_log_id(value) or value  # a UUID or lower-case ULID names the same row
         case _:
             if isinstance(value, dict | list):
                 raise ValueError("expected a string")

@@ -45,6 +45,7 @@ _DETAIL_COLUMNS = (
     "connection_id", "frames_in", "frames_out", "close_code", "gateway_notes",
     "route_id", "route_name", "route_version_id", "route_element_id",
     "dlp",
+    "request_id",
 )  # fmt: skip
 
 
@@ -125,6 +126,7 @@ def public_log(row: Mapping[str, Any]) -> dict[str, Any]:
             route_version_id=row["route_version_id"],
             route_element_id=row["route_element_id"],
             dlp=row["dlp"],
+            request_id=row["request_id"],
         )
     return out
 

@@ -124,6 +124,7 @@ class Log(SQLModel, table=True):
     # DLP: "FLAG", "BLOCK" or null, and the findings with counts (never matched text).
     dlp_action: str | None = Field(default=None, max_length=8)
     dlp: dict[str, object] | None = Field(default=None, sa_column=Column("dlp", JSON))
+    request_id: str | None = Field(default=None, max_length=26)  # the client request's first row id
 
 
 class LogMetadata(SQLModel, table=True):

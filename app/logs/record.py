@@ -75,6 +75,7 @@ class LogRecord:
     dlp_action: str | None = None  # DLP findings (app/pipeline/dlp.py); bodies are already redacted
     dlp: dict[str, Any] | None = None
     cost_override: float | None = None  # what spend limits counted (0 for a refused call)
+    request_id: str | None = None  # `cf-aig-request-id`: the id of the request's first row
 
     def mark_first_byte(self) -> None:
         self.ttfb_ms = round((time.perf_counter() - self.started) * 1000)
@@ -148,6 +149,7 @@ class LogRecord:
             **_route_columns(self.route),
             "dlp_action": self.dlp_action,
             "dlp": self.dlp,
+            "request_id": self.request_id,
         }
 
 

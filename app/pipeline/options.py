@@ -35,6 +35,7 @@ _HEADER_FIELDS = {
     "cf-aig-custom-cost": "custom_cost",
     "cf-aig-byok-alias": "byok_alias",
     "cf-aig-routing-key": "routing_key",
+    "cf-aig-provider-key": "provider_key",
 }
 
 

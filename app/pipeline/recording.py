@@ -74,6 +74,7 @@ class Recorder:
             provider=run.provider.slug,
             path=step.endpoint,
             request_type=request.request_type,
+            request_id=request.log_id,
             step=run.index,
             event_id=run.event_id,
             connection_id=request.connection_id,

@@ -12,12 +12,14 @@ import asyncio
 import time
 
 from app.core.errors import GatewayError, GatewayTimeout, MalformedRequest, NoProviderResponse, RateLimited
+from app.core.rest_errors import MissingProviderCredential
 from app.core.settings import Settings
 from app.otel.tracer import Tracer
 from app.pipeline.admission import Admission
 from app.pipeline.cache_slot import CacheSlot, CacheSlots
 from app.pipeline.collaborators import GatewaySource, PipelineMetrics, ProviderSource, RecordSink
 from app.pipeline.compat import compat_error_result, to_openai_format
+from app.pipeline.credentials import provider_key_header
 from app.pipeline.dlp import RequestDlp
 from app.pipeline.dlp_stream import DlpStream
 from app.pipeline.recording import Recorder, StepLog
@@ -96,6 +98,8 @@ class Pipeline:
         try:
             translations = [self._compat(step) for step in request.steps]
         except CompatRequestError as error:
+            if request.request_type == "rest":
+                raise  # the REST surface answers its own errors in the v4 envelope
             return compat_error_result(error, request.options.event_id)
         # 2008 before any call; `custom-{slug}` resolves through the account's custom providers.
         providers = [
@@ -150,24 +154,30 @@ class Pipeline:
 
     async def _add_stored_key(self, run: StepRun) -> None:
         """Authenticated requests without a credential of their own get the gateway's stored key
-        (the request's own credential wins, and then no alias is looked up)."""
+        (the request's own credential wins, and then no alias is looked up). A `cf-aig-provider-key`
+        is the request's own credential, put in the provider's header. Without any: 2042 where the
+        surface requires one."""
         request, step, provider = run.request, run.step, run.provider
-        if not run.authenticated or any(
-            name.lower() in provider.credential_headers for name, _ in step.headers
-        ):
+        if any(name.lower() in provider.credential_headers for name, _ in step.headers):
             return
-        credential = await self._providers.stored_credential(
-            request.account_id, request.gateway_id, provider, run.options.byok_alias
-        )
+        credential = provider_key_header(provider, run.options.provider_key)
+        if credential is None and run.authenticated:
+            credential = await self._providers.stored_credential(
+                request.account_id, request.gateway_id, provider, run.options.byok_alias
+            )
         if credential is not None:
             step.headers = [*step.headers, credential]
+        elif request.require_credential:
+            raise MissingProviderCredential(context=run.error_context())
 
     async def _run_step(self, run: StepRun) -> GatewayResult | None:
         """One step: its answer, or None when it failed and a later step should run."""
         await self._add_stored_key(run)  # before the cache key, which covers credentials
         step = run.step
         override = self._settings.upstream_override(run.provider.slug)
-        url = run.provider.upstream_url(step.endpoint, run.request.account_id, override)
+        url = run.provider.upstream_url(
+            step.endpoint, run.request.account_id, override, from_parent=step.from_base_parent
+        )
         if step.query_string:
             url = f"{url}?{step.query_string}"
         log = self.recorder.begin(run, url)

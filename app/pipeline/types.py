@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 from app.providers.cost import CustomCost
 
-RequestType = Literal["universal", "provider", "compat", "websocket", "realtime"]
+RequestType = Literal["universal", "provider", "compat", "websocket", "realtime", "rest"]
 CacheStatus = Literal["HIT", "MISS", "BYPASS"]
 
 
@@ -36,6 +36,7 @@ class Options:
     custom_cost: CustomCost | None = None
     byok_alias: str | None = None
     routing_key: str | None = None  # `cf-aig-routing-key`: the split key of dynamic routes
+    provider_key: str | None = None  # `cf-aig-provider-key`: the provider credential; never logged
 
     def over(self, base: Options) -> Options:
         """These options with anything unset taken from `base`."""
@@ -65,6 +66,8 @@ class Step:
     query_string: str = ""
     options: Options = EMPTY_OPTIONS
     event_id: str | None = None
+    # The endpoint is below the parent of the provider's base (Workers AI's `/v1/…` sit beside `/run`).
+    from_base_parent: bool = False
 
 
 @dataclass(slots=True)
@@ -78,6 +81,7 @@ class GatewayRequest:
     connection_id: str | None = None
     request_content_type: str | None = None
     authenticated: bool = False  # already proven by the transport (a WebSocket handshake token)
+    require_credential: bool = False  # no provider credential at all is 2042 (the REST surface)
     # Given by `step.assign_ids` (the run does it, or a transport that needs them before the run).
     log_id: str | None = None  # the first step's log id
     event_id: str | None = None

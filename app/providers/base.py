@@ -59,7 +59,9 @@ class Provider:
             values[name] = decoded
         return values, rest
 
-    def upstream_url(self, endpoint: str, account_id: str, override: str | None) -> str:
+    def upstream_url(
+        self, endpoint: str, account_id: str, override: str | None, *, from_parent: bool = False
+    ) -> str:
         endpoint = endpoint.lstrip("/")
         template = self.template
         if template is not None:
@@ -69,6 +71,8 @@ class Provider:
             base = self.base_url if override is None else override
         if "{account_id}" in base:
             base = base.replace("{account_id}", account_id)
+        if from_parent:  # e.g. Workers AI's `…/ai/v1/embeddings` beside its `…/ai/run` base
+            base = base.rstrip("/").rsplit("/", 1)[0]
         if self.strip_v1 and base.endswith("/v1") and endpoint.startswith("v1/"):
             endpoint = endpoint[3:]
         url = f"{base}/{endpoint}" if endpoint else base

@@ -14,27 +14,19 @@ endpoint goes to the pipeline as it was sent.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from app.core.errors import MalformedRequest
 from app.pipeline.types import GatewayRequest
+from app.transports.common import sent_path
 from app.transports.http import Build, provider_request, serve, universal_request
+from app.transports.rest import serve_rest_path
 
 _UNIVERSAL_PATH = re.compile(r"^/v1/([^/]+)/([^/]+)/?$")
 _PROVIDER_PATH = re.compile(r"^/v1/([^/]+)/([^/]+)/([^/]+)/(.*)$")
-_PATH_SAFE = "/:@!$&'()*+,;=~"
-
-
-def sent_path(scope: Scope) -> str:
-    """The request path as sent, percent-encoded (re-encoded from `path` if the server gives no
-    `raw_path`)."""
-    raw: bytes | None = scope.get("raw_path")
-    if raw is None:
-        return quote(scope["path"], safe=_PATH_SAFE)
-    return raw.decode("utf-8", "replace")
 
 
 def _decoded(segment: str) -> str:
@@ -85,5 +77,9 @@ class GatewayAPI(FastAPI):
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             scope["app"] = self
             if await serve_gateway_path(scope, receive, send):
+                return
+        elif scope["type"] == "http" and scope["path"].startswith("/client/v4/accounts/"):
+            scope["app"] = self  # the REST inference paths; the management API goes on to FastAPI
+            if await serve_rest_path(scope, receive, send):
                 return
         await super().__call__(scope, receive, send)

@@ -4,6 +4,7 @@ and refusing a WebSocket handshake."""
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from starlette.types import Scope
 from starlette.websockets import WebSocket
@@ -15,6 +16,16 @@ from app.transports.encode import http_error_response
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SUBPROTOCOL_PREFIX = "cf-aig-authorization."
+_PATH_SAFE = "/:@!$&'()*+,;=~"
+
+
+def sent_path(scope: Scope) -> str:
+    """The request path as sent, percent-encoded (re-encoded from `path` if the server gives no
+    `raw_path`)."""
+    raw: bytes | None = scope.get("raw_path")
+    if raw is None:
+        return quote(scope["path"], safe=_PATH_SAFE)
+    return raw.decode("utf-8", "replace")
 
 
 def check_ids(account_id: str, gateway_id: str) -> None:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.core.errors import GatewayError, InternalError, MalformedRequest, PayloadTooLarge
+from app.core.ids import new_log_id
 from app.pipeline.options import split_headers
 from app.pipeline.run import Pipeline
 from app.pipeline.tracing import trace_headers
@@ -144,20 +145,42 @@ class DisconnectWatch:
 
 
 Build = Callable[[], Awaitable[GatewayRequest]]
+# How a surface runs its request (the REST surface shapes the answer) and encodes its errors.
+Runner = Callable[[Pipeline, Any], Awaitable[GatewayResult]]
+ErrorEncoder = Callable[[GatewayError], Response]
 
 
-async def serve(scope: Scope, receive: Receive, send: Send, build: Build, *, with_step: bool) -> None:
+async def run_pipeline(pipeline: Pipeline, request: GatewayRequest) -> GatewayResult:
+    return await pipeline.run(request)
+
+
+def request_id_of(request: GatewayRequest | None) -> str:
+    """`cf-aig-request-id`: the request's first log id, or a fresh ULID when it got none."""
+    return request.log_id if request is not None and request.log_id else new_log_id()
+
+
+async def serve(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    build: Build,
+    *,
+    with_step: bool,
+    run: Runner = run_pipeline,
+    encode_error: ErrorEncoder = http_error_response,
+) -> None:
     """Build the request (`build` reads the body), run it, send the answer or the error."""
     watch: DisconnectWatch | None = None
+    request: GatewayRequest | None = None
     try:
         request = await build()
         pipeline: Pipeline = scope["app"].state.pipeline
         watch = DisconnectWatch(receive)
-        result = await pipeline.run(request)
-        await send_result(result, scope, receive, send, watch, with_step)
+        result = await run(pipeline, request)
+        await send_result(result, scope, receive, send, watch, with_step, request_id_of(request))
         return
     except GatewayError as error:
-        response: Response = http_error_response(error)
+        response: Response = encode_error(error)
     except asyncio.CancelledError:
         if watch is None or not watch.disconnected:
             raise
@@ -165,16 +188,18 @@ async def serve(scope: Scope, receive: Receive, send: Send, build: Build, *, wit
         return  # the client is gone: there is no one to answer
     except Exception:  # last resort: a bug must still answer, and be logged
         logger.exception("unhandled error on %s", scope["path"])
-        response = http_error_response(InternalError())
+        response = encode_error(InternalError())
     if watch is not None:
         watch.stop()
+    response.raw_headers.append((b"cf-aig-request-id", request_id_of(request).encode()))
     await response(scope, receive, send)
 
 
-def result_headers(result: GatewayResult, with_step: bool) -> list[tuple[bytes, bytes]]:
+def result_headers(result: GatewayResult, with_step: bool, request_id: str) -> list[tuple[bytes, bytes]]:
     meta = result.meta
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in result.headers]
     headers += [
+        (b"cf-aig-request-id", request_id.encode()),
         (b"cf-aig-log-id", meta.log_id.encode()),
         (b"cf-aig-event-id", meta.event_id.encode("latin-1", "replace")),
         (b"cf-aig-cache-status", meta.cache_status.encode()),
@@ -192,13 +217,19 @@ def result_headers(result: GatewayResult, with_step: bool) -> list[tuple[bytes, 
 
 
 async def send_result(
-    result: GatewayResult, scope: Scope, receive: Receive, send: Send, watch: DisconnectWatch, with_step: bool
+    result: GatewayResult,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    watch: DisconnectWatch,
+    with_step: bool,
+    request_id: str,
 ) -> None:
     """A body in one go; a stream as it arrives, ended with one explicit error event if the upstream
     cuts it, stopped when the client disconnects, and always closed. A relayed stream goes out as
     it came (the watch stops it); one the gateway composed goes through sse-starlette, with pings
     (`composed_sse.py`: it listens for the disconnect itself)."""
-    headers = result_headers(result, with_step)
+    headers = result_headers(result, with_step, request_id)
     if result.stream is None:
         watch.stop()
         body = result.body or b""

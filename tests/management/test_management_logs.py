@@ -479,7 +479,8 @@ def test_unknown_gateway_and_bad_ids(mgmt: Mgmt, dataset: tuple[str, list[Row]])
     gw, rows = dataset
     errors_of(mgmt.call("GET", mgmt.gw_path("no-such-gateway", "/logs")), 404)
     errors_of(mgmt.call("GET", mgmt.gw_path(gw, "/logs/01ARZ3NDEKTSV4RRFFQ69G5FAV")), 404)
-    errors_of(mgmt.call("GET", mgmt.gw_path(gw, "/logs/not-a-ulid")), 400)
-    errors_of(mgmt.call("GET", mgmt.gw_path(gw, "/logs/not-a-ulid/request")), 400)
+    # Neither a ULID nor a UUID: it names no log (404, like an unknown id), never a 400.
+    errors_of(mgmt.call("GET", mgmt.gw_path(gw, "/logs/not-a-ulid")), 404)
+    errors_of(mgmt.call("GET", mgmt.gw_path(gw, "/logs/not-a-ulid/request")), 404)
     other = mgmt.new_gateway()
     errors_of(mgmt.call("GET", mgmt.gw_path(other, f"/logs/{rows[0]['id']}")), 404)  # another gateway's log

@@ -38,6 +38,7 @@ TEXT = "parity is the same answer twice"
 # Log columns that may differ between the two transports (or between any two runs).
 UNCOMPARED_COLUMNS = {
     "id",
+    "request_id",  # the id of the request's first row: differs like `id`
     "created_at",
     "event_id",
     "connection_id",

@@ -49,6 +49,7 @@ from tests.support.fake_providers import (
     openai_embeddings,
     workers_ai_run,
 )
+from tests.support.fake_responses import openai_responses
 from tests.support.server_thread import Receive, Scope, Send, ServerThread
 
 DEFAULT_TEXT = "Hello from fake"
@@ -105,6 +106,8 @@ def _route(method: str, path: str) -> tuple[str, str]:
             return "openai_chat", "openai"
         if path.endswith("/embeddings"):
             return "openai_embeddings", "openai"
+        if path.endswith("/responses"):
+            return "openai_responses", "openai"
         if _ANTHROPIC_COUNT_RE.search(path):
             return "anthropic_count_tokens", "anthropic"
         if _ANTHROPIC_RE.search(path):
@@ -365,6 +368,8 @@ class FakeUpstream:
             return openai_chat(rec, body, ctl.text)
         if handler == "openai_embeddings":
             return openai_embeddings(body)
+        if handler == "openai_responses":
+            return openai_responses(rec, body, ctl.text)
         if handler == "anthropic_messages":
             return anthropic_messages(rec, body, ctl.text)
         if handler == "anthropic_count_tokens":

@@ -14,6 +14,7 @@ OPENAI_LIKE: dict[str, tuple[str, str]] = {
     "openai": ("openai", "chat/completions"),
     "groq": ("groq", "chat/completions"),
     "mistral": ("mistral", "v1/chat/completions"),
+    "cohere": ("cohere", "compatibility/v1/chat/completions"),  # Cohere's OpenAI-compatible API
     "deepseek": ("deepseek", "chat/completions"),
     "perplexity": ("perplexity-ai", "chat/completions"),
     "grok": ("grok", "chat/completions"),
