@@ -53,8 +53,11 @@ class RestRequest(GatewayRequest):
 DynamicSteps = Callable[[str, dict[str, Any], HeaderPairs], list[Step]]
 
 
-def _unknown_route(name: str, _request: dict[str, Any], _headers: HeaderPairs) -> list[Step]:
-    raise UnknownProvider(f"Unknown dynamic route: {name[:64]}")
+def routed_steps(name: str, request: dict[str, Any], headers: HeaderPairs) -> list[Step]:
+    """A dynamic route runs as a compat chat step naming it: `Pipeline.run` hands such a step to
+    the route executor (`routing.py`), exactly as on the compat endpoint."""
+    body = orjson.dumps({**request, "model": DYNAMIC_PREFIX + name})
+    return [Step("compat", "chat/completions", body, headers)]
 
 
 def _object(body: bytes) -> dict[str, Any]:
@@ -92,7 +95,7 @@ def _not_here(target: ModelTarget, endpoint: str) -> UnknownProvider:
 class RestCalls:
     """Builds the steps of each REST endpoint. `dynamic` is the dynamic-route hook."""
 
-    def __init__(self, dynamic: DynamicSteps = _unknown_route) -> None:
+    def __init__(self, dynamic: DynamicSteps = routed_steps) -> None:
         self._dynamic = dynamic
 
     def steps(

@@ -94,7 +94,7 @@ _NOT_FORWARDED = frozenset(
         "accept-encoding",
     }
 )  # fmt: skip
-_CALLS = RestCalls()  # stateless; the dynamic-route hook goes in here once routes exist
+_CALLS = RestCalls()  # stateless; `dynamic/…` models go to the route executor (pipeline/rest.py)
 
 
 def v4_error_body(error: GatewayError) -> bytes:

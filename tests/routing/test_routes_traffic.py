@@ -257,3 +257,24 @@ def test_universal_compat_step_uses_cf_aig_authorization(
     (call,) = upstream.requests
     assert call.headers["authorization"] == f"Bearer {STORED}-openai"
     assert mgmt.universal(gw, step).status_code == 401
+
+
+def test_the_rest_surface_runs_dynamic_routes(
+    mgmt: Mgmt, gw: str, token: str, upstream: FakeUpstream
+) -> None:
+    """`/client/v4/accounts/{acct}/ai/v1/chat/completions` with `dynamic/…`, through the openai SDK."""
+    new_route(mgmt, gw, simple())
+    client = openai.OpenAI(
+        base_url=f"{mgmt.server.url}/client/v4/accounts/{ACCT}/ai/v1",
+        api_key=token,
+        default_headers={"cf-aig-gateway-id": gw},
+        max_retries=0,
+        timeout=10,
+    )
+    try:
+        raw = client.chat.completions.with_raw_response.create(model="dynamic/r", messages=[USER])
+    finally:
+        client.close()
+    assert raw.parse().choices[0].message.content == "Hello from fake"
+    assert raw.headers["cf-aig-route-element"] == "m1"
+    assert [json.loads(request.body)["model"] for request in upstream.requests] == ["gpt-4o-mini"]
