@@ -76,6 +76,10 @@ class LogRecord:
     dlp: dict[str, Any] | None = None
     cost_override: float | None = None  # what spend limits counted (0 for a refused call)
     request_id: str | None = None  # `cf-aig-request-id`: the id of the request's first row
+    # `derived()`, once: the log writer and the span of the row both need it, and it parses bodies.
+    _derived: tuple[str | None, float | None] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def mark_first_byte(self) -> None:
         self.ttfb_ms = round((time.perf_counter() - self.started) * 1000)
@@ -92,7 +96,12 @@ class LogRecord:
         if room > 0 and self.keep_payload:
             self.response_head += chunk[:room]
 
-    def to_row(self) -> dict[str, Any]:
+    def derived(self) -> tuple[str | None, float | None]:
+        """The model and cost of a finished record, with its token usage filled in (from the
+        response body, unless a stream scanner counted it). Worked out on the first call only:
+        a finished record does not change."""
+        if self._derived is not None:
+            return self._derived
         model = self.model_override or model_from_request(self.request_body, self.path, self.model_in_path)
         if not self.usage_known and self.success and not self.cached:
             usage = usage_from_body(self.full_body if self.full_body is not None else self.response_head)
@@ -103,6 +112,11 @@ class LogRecord:
             cost = None  # nothing came back to charge (a per-call custom cost included)
         else:
             cost = cost_of(self.provider, model, self.tokens_in, self.tokens_out, self.custom_cost)
+        self._derived = (model, cost)
+        return self._derived
+
+    def to_row(self) -> dict[str, Any]:
+        model, cost = self.derived()
         request_head = self.request_body[: self.body_limit] if self.keep_payload else None
         return {
             "id": self.id,

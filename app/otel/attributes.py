@@ -1,8 +1,8 @@
 """A log row as span attributes: the GenAI semantic conventions and Cloudflare's names side by side.
 
-Built off the request path, from the row the log writer would store (`LogRecord.to_row`). Only
-row fields go in: never a request or response header, so no provider key, gateway token or
-`Authorization` value can become an attribute."""
+Built off the request path, from the values the log writer stores (`LogRecord.derived`, worked
+out once for both). Only row fields go in: never a request or response header, so no provider
+key, gateway token or `Authorization` value can become an attribute."""
 
 from __future__ import annotations
 
@@ -92,7 +92,8 @@ def _text(body: bytes | None) -> str | None:
     return body.decode("utf-8", "replace") if body else None
 
 
-def span_attributes(record: LogRecord, row: dict[str, Any], server_address: str | None) -> Attributes:
+def span_attributes(record: LogRecord, server_address: str | None) -> Attributes:
+    model, cost = record.derived()
     attributes: Attributes = {
         "gen_ai.operation.name": operation_name(record.path, record.request_type),
         "gen_ai.provider.name": provider_name(record.provider),
@@ -106,10 +107,10 @@ def span_attributes(record: LogRecord, row: dict[str, Any], server_address: str 
     }
     optional: dict[str, Any] = {
         "cf.aig.event_id": record.event_id,
-        "gen_ai.request.model": row.get("model"),
-        "gen_ai.usage.input_tokens": row.get("tokens_in"),
-        "gen_ai.usage.output_tokens": row.get("tokens_out"),
-        "gen_ai.usage.cost": row.get("cost"),
+        "gen_ai.request.model": model,
+        "gen_ai.usage.input_tokens": record.tokens_in,
+        "gen_ai.usage.output_tokens": record.tokens_out,
+        "gen_ai.usage.cost": cost,
         "http.response.status_code": record.status_code,
         "server.address": server_address,
     }
@@ -118,8 +119,8 @@ def span_attributes(record: LogRecord, row: dict[str, Any], server_address: str 
         optional["gen_ai.response.model"] = model
         optional["gen_ai.response.finish_reasons"] = reasons or None
     if record.keep_payload:  # the row keeps payloads, cut at the logged-body size
-        optional["gen_ai.prompt_json"] = _text(row.get("request_body"))
-        optional["gen_ai.completion_json"] = _text(row.get("response_body"))
+        optional["gen_ai.prompt_json"] = _text(record.request_body[: record.body_limit])
+        optional["gen_ai.completion_json"] = _text(record.response_head)
     if not record.success:
         optional["error.type"] = _error_type(record)
     attributes.update({k: v for k, v in optional.items() if v is not None})

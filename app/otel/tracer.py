@@ -1,8 +1,8 @@
 """Spans, from the request path to the collectors, without slowing the request path.
 
 On the request path a step only gets ids (`open`) and, when its row ends, its record is queued
-(`OpenSpan.end`: an append to a bounded deque). A background task turns queued steps into SDK
-spans, batches them per exporter and sends each batch (`sender.py`), one send at a time per
+(`OpenSpan.end`: an append to a bounded deque). A background task turns queued steps into span
+data (`encode.py`), batches them per exporter and sends each batch (`sender.py`), one send at a time per
 exporter, so a collector that is down holds only its own batches back. Whatever a full queue
 refuses, or an export finally fails to deliver, is counted in `dropped`. With no exporter for a
 gateway (none of its own, no OTEL_* endpoint) nothing is made at all.
@@ -19,12 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
 
 from app.db.otel_exporters import ExporterConfig
 from app.logs.record import LogRecord
 from app.otel.context import Parent, SpanIds, new_span_ids, parse_parent
-from app.otel.encode import FinishedStep, json_body, protobuf_body, to_span
+from app.otel.encode import FinishedStep, SpanData, to_span
+from app.otel.otlp_json import json_body
+from app.otel.otlp_protobuf import protobuf_body
 from app.otel.sender import OtlpSender
 
 logger = logging.getLogger("aigw.otel")
@@ -50,7 +51,7 @@ class OpenSpan:
 class _Channel:
     """The spans waiting for one exporter, and whether a send to it is under way."""
 
-    pending: list[ReadableSpan] = field(default_factory=list)
+    pending: list[SpanData] = field(default_factory=list)
     sending: bool = False
 
 
@@ -67,7 +68,8 @@ class Tracer:
     ) -> None:
         self._sender = sender
         self._server: tuple[ExporterConfig, ...] = (server_exporter,) if server_exporter else ()
-        self._resource = Resource.create({"service.name": service_name})
+        # The SDK's resource, for its standard `telemetry.sdk.*` attributes; read once.
+        self._resource = dict(Resource.create({"service.name": service_name}).attributes)
         self._queue: deque[tuple[FinishedStep, tuple[ExporterConfig, ...]]] = deque()
         self._queue_max = queue_max
         self._batch_max = batch_max
@@ -143,7 +145,7 @@ class Tracer:
         while queue:
             step, exporters = queue.popleft()
             try:
-                span = to_span(step, self._resource)
+                span = to_span(step)
             except Exception:
                 logger.exception("could not build the span of log %s", step.record.id)
                 self.dropped += len(exporters)
@@ -172,9 +174,10 @@ class Tracer:
                 self._sends.add(task)
                 task.add_done_callback(self._sends.discard)
 
-    async def _send(self, exporter: ExporterConfig, channel: _Channel, batch: list[ReadableSpan]) -> None:
+    async def _send(self, exporter: ExporterConfig, channel: _Channel, batch: list[SpanData]) -> None:
         try:
-            body = json_body(batch) if exporter.content_type == "json" else protobuf_body(batch)
+            encode = json_body if exporter.content_type == "json" else protobuf_body
+            body = encode(batch, self._resource)
             delivered = await self._sender.send(exporter, body)
         except Exception:
             logger.exception("OTLP export to %s failed", exporter.url[:256])
