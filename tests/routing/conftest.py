@@ -1,15 +1,19 @@
-"""One gateway server (SQLite) for the dynamic-route tests, with a secret key for stored keys."""
+"""One gateway server (SQLite) for the dynamic-route tests, with a secret key for stored keys; a
+gateway with stored provider keys, a `run` token and an openai SDK on its compat endpoint."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import cloudflare
+import openai
 import pytest
 
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.helpers import ACCT
 from tests.support.management import Mgmt, management_server, mgmt_client
 
 
@@ -47,3 +51,45 @@ END: dict[str, Any] = {"id": "end", "type": "end", "outputs": {}}
 
 def simple(provider: str = "openai", name: str = "gpt-4o-mini") -> list[dict[str, Any]]:
     return [start("m1"), model("m1", provider, name), END]
+
+
+USER: Any = {"role": "user", "content": "say hello please"}
+STORED = "sk-stored-route-key-0123456789"
+
+
+@pytest.fixture
+def gw(mgmt: Mgmt) -> str:
+    gateway_id = mgmt.new_gateway()
+    for provider in ("openai", "anthropic"):
+        body = {"provider_slug": provider, "alias": "default", "secret": f"{STORED}-{provider}"}
+        mgmt.ok("POST", mgmt.gw_path(gateway_id, "/provider_configs"), json=body)
+    return gateway_id
+
+
+@pytest.fixture
+def token(mgmt: Mgmt) -> str:
+    return mgmt.new_token(["run"])
+
+
+@pytest.fixture
+def sdk(mgmt: Mgmt, gw: str, token: str) -> Iterator[openai.OpenAI]:
+    client = openai.OpenAI(
+        base_url=f"{mgmt.server.url}/v1/{ACCT}/{gw}/compat", api_key=token, max_retries=0, timeout=10
+    )
+    yield client
+    client.close()
+
+
+def new_route(mgmt: Mgmt, gw: str, elements: list[dict[str, Any]], name: str = "r") -> dict[str, Any]:
+    result: dict[str, Any] = mgmt.ok(
+        "POST", mgmt.gw_path(gw, "/routes"), json={"name": name, "elements": elements}
+    )["result"]
+    return result
+
+
+def models_called(upstream: FakeUpstream) -> list[str]:
+    called = []
+    for request in upstream.requests:
+        body = json.loads(request.body)
+        called.append(body.get("model", request.path))
+    return called

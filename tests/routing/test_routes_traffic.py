@@ -7,59 +7,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import openai
 import pytest
 
 from app.routing.split import split_fraction
-from tests.routing.conftest import END, model, simple, start
+from tests.routing.conftest import END, STORED, USER, model, models_called, new_route, simple, start
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.helpers import ACCT
 from tests.support.management import Mgmt
-
-USER: Any = {"role": "user", "content": "say hello please"}
-STORED = "sk-stored-route-key-0123456789"
-
-
-@pytest.fixture
-def gw(mgmt: Mgmt) -> str:
-    gateway_id = mgmt.new_gateway()
-    for provider in ("openai", "anthropic"):
-        body = {"provider_slug": provider, "alias": "default", "secret": f"{STORED}-{provider}"}
-        mgmt.ok("POST", mgmt.gw_path(gateway_id, "/provider_configs"), json=body)
-    return gateway_id
-
-
-@pytest.fixture
-def token(mgmt: Mgmt) -> str:
-    return mgmt.new_token(["run"])
-
-
-@pytest.fixture
-def sdk(mgmt: Mgmt, gw: str, token: str) -> Iterator[openai.OpenAI]:
-    client = openai.OpenAI(
-        base_url=f"{mgmt.server.url}/v1/{ACCT}/{gw}/compat", api_key=token, max_retries=0, timeout=10
-    )
-    yield client
-    client.close()
-
-
-def new_route(mgmt: Mgmt, gw: str, elements: list[dict[str, Any]], name: str = "r") -> dict[str, Any]:
-    result: dict[str, Any] = mgmt.ok(
-        "POST", mgmt.gw_path(gw, "/routes"), json={"name": name, "elements": elements}
-    )["result"]
-    return result
-
-
-def models_called(upstream: FakeUpstream) -> list[str]:
-    called = []
-    for request in upstream.requests:
-        body = json.loads(request.body)
-        called.append(body.get("model", request.path))
-    return called
 
 
 def test_openai_sdk_through_a_route_with_headers_and_logs(

@@ -13,6 +13,8 @@ import logging
 import time
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from app.services.spend.store import ADMITTED, Bucket, SpendStoreUnavailable, Verdict
 
 logger = logging.getLogger("aigw.spend")
@@ -162,48 +164,72 @@ return {0, -1}
 """
 
 
-def _keys(buckets: list[Bucket]) -> list[str]:
-    keys: list[str] = []
-    for bucket in buckets:
-        keys += (f"{PREFIX}{bucket.key}", f"{PREFIX}{bucket.key}:leases")
-    return keys
-
-
-def _specs(buckets: list[Bucket]) -> str:
-    return " ".join(
-        f"{bucket.limit} {int(bucket.sliding)} {bucket.window_s * 1000} {bucket.slot_s * 1000}"
-        for bucket in buckets
-    )
+def _encoded(bucket: Bucket) -> tuple[bytes, bytes, bytes]:
+    """Its two keys and its spec, as sent: built once per bucket, not on every call."""
+    key = f"{PREFIX}{bucket.key}".encode()
+    spec = f"{bucket.limit} {int(bucket.sliding)} {bucket.window_s * 1000} {bucket.slot_s * 1000}"
+    return key, key + b":leases", spec.encode()
 
 
 class RedisSpendStore:
+    # Buckets remembered with their encoded form; past this many (partitions by user, say) the
+    # memo starts again rather than grow without bound.
+    MEMO_SIZE = 4096
+
     def __init__(self, redis: Any) -> None:
         self._redis = redis
         self._script = redis.register_script(_LUA)
+        self._sha = self._script.sha
+        self._memo: dict[Bucket, tuple[bytes, bytes, bytes]] = {}
         self._pending: set[asyncio.Task[None]] = set()
+
+    def _call_args(self, buckets: list[Bucket]) -> tuple[list[bytes], bytes]:
+        keys: list[bytes] = []
+        specs: list[bytes] = []
+        memo = self._memo
+        for bucket in buckets:
+            encoded = memo.get(bucket)
+            if encoded is None:
+                if len(memo) >= self.MEMO_SIZE:
+                    memo.clear()
+                encoded = memo[bucket] = _encoded(bucket)
+            keys += encoded[:2]
+            specs.append(encoded[2])
+        return keys, b" ".join(specs)
+
+    async def _run(self, keys: list[bytes], *args: bytes | int) -> Any:
+        # EVALSHA straight through `execute_command`: `Script.__call__` re-packs keys and args
+        # into a new tuple and type-checks the client on every call.
+        try:
+            return await self._redis.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
+        except NoScriptError:  # Redis restarted or its scripts were flushed
+            self._sha = await self._redis.script_load(_LUA)
+            return await self._redis.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
 
     async def admit(self, buckets: list[Bucket], reservation: str, estimate: int, lease_s: float) -> Verdict:
         now_ms = int(time.time() * 1000)
         lease_until = now_ms + int(lease_s * 1000)
-        args = [now_ms, reservation, lease_until, estimate, "admit", 0, _specs(buckets)]
+        keys, specs = self._call_args(buckets)
         try:
-            refused, wait_ms = await self._script(keys=_keys(buckets), args=args)
+            refused, wait_ms = await self._run(
+                keys, now_ms, reservation.encode(), lease_until, estimate, b"admit", 0, specs
+            )
         except Exception as exc:  # Redis down or unreachable: the caller's policy decides
             raise SpendStoreUnavailable(str(exc)) from exc
-        if int(refused) == 0:
+        if refused == 0:
             return ADMITTED
         return Verdict(int(refused) - 1, int(wait_ms) / 1000 if int(wait_ms) >= 0 else None)
 
     def settle(self, buckets: list[Bucket], reservation: str, estimate: int, cost: int) -> None:
-        member = f"{reservation}|{estimate}" if reservation else ""
-        task = asyncio.get_running_loop().create_task(self._settle(buckets, member, estimate, cost))
+        member = f"{reservation}|{estimate}".encode() if reservation else b""
+        keys, specs = self._call_args(buckets)
+        task = asyncio.get_running_loop().create_task(self._settle(keys, specs, member, estimate, cost))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _settle(self, buckets: list[Bucket], member: str, estimate: int, cost: int) -> None:
-        args = [int(time.time() * 1000), member, 0, estimate, "settle", cost, _specs(buckets)]
+    async def _settle(self, keys: list[bytes], specs: bytes, member: bytes, estimate: int, cost: int) -> None:
         try:
-            await self._script(keys=_keys(buckets), args=args)
+            await self._run(keys, int(time.time() * 1000), member, 0, estimate, b"settle", cost, specs)
         except Exception as exc:  # its lease settles it at the estimate: the conservative side
             logger.warning("spend settlement not recorded (%s); its lease will settle it", exc)
 
