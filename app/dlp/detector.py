@@ -35,7 +35,7 @@ class _Text:
         if self._shape is None:
             text, table = self.text, _ASCII_SHAPE
             if not text.isascii():
-                extra = {ord(c): "0" for c in set(text) if c > "\x7f" and c.isdecimal()}
+                extra = {ord(c): 48 for c in set(text) if c > "\x7f" and c.isdecimal()}  # 48: "0"
                 table = {**_ASCII_SHAPE, **extra} if extra else table
             self._shape = text.translate(table)
         return self._shape
