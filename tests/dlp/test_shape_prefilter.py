@@ -16,6 +16,7 @@ ALL = detector_for(frozenset(PROFILES))
 PIECES = [
     "4111", "1111", "123", "45", "6789", "415", "555", "2671", "DE89", "3704", "0044", "0532", "0130",
     "00", "GB", "9", "7", "٣", "١٢", " ", " ", "-", "-", ".", "(", ")", "x", "é", "SSN ", "\n", "AB",
+    "DE89370400440532013000", "GB82 WEST 1234 5698 7654 32", "415-555-2671", "415.555.2671",
 ]  # fmt: skip
 
 
@@ -35,7 +36,7 @@ def _texts(seed: int, count: int) -> list[str]:
 @pytest.mark.parametrize("seed", range(4))
 def test_the_filtered_scan_equals_the_unfiltered_one(seed: int) -> None:
     reference = _unfiltered()
-    texts = _texts(seed, 500)
+    texts = _texts(seed, 300)
     assert any(ALL.scan(text) for text in texts)  # the samples do hold findings
     for text in texts:
         assert sorted(map(repr, ALL.scan(text))) == sorted(map(repr, reference.scan(text))), text
@@ -43,7 +44,7 @@ def test_the_filtered_scan_equals_the_unfiltered_one(seed: int) -> None:
 
 def test_a_growing_text_finds_the_same_with_and_without_the_filter() -> None:
     reference = _unfiltered()
-    text = " | ".join(t for t in _texts(99, 400) if ALL.scan(t))
+    text = " | ".join([t for t in _texts(99, 200) if ALL.scan(t)][:40])
     found: dict[str, list[str]] = {}
     for name, detector in (("filtered", ALL), ("unfiltered", reference)):
         positions, matches = [0] * detector.size, []
