@@ -183,7 +183,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _include_management(app: FastAPI) -> None:
-    from app.api import analytics, custom_providers, gateways, logs, provider_configs, routes, tokens
+    from app.api import (
+        analytics,
+        custom_providers,
+        dlp_profiles,
+        gateways,
+        logs,
+        provider_configs,
+        routes,
+        tokens,
+    )
     from app.api.envelope import install_management_error_handlers
 
     app.include_router(gateways.router)
@@ -193,6 +202,7 @@ def _include_management(app: FastAPI) -> None:
     app.include_router(custom_providers.router)
     app.include_router(analytics.router)
     app.include_router(routes.router)
+    app.include_router(dlp_profiles.router)
     install_management_error_handlers(app)
 
 

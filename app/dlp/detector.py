@@ -14,16 +14,31 @@ from functools import lru_cache
 
 from app.dlp.profiles import DIGIT_RUNS, PROFILES, Detector
 
+# The shape of a text: ASCII capitals become `A`, digits `0` (one character each, so positions
+# keep). `\d` in the patterns is any Unicode decimal digit, so those map to `0` as well.
+_ASCII_SHAPE = str.maketrans("BCDEFGHIJKLMNOPQRSTUVWXYZ123456789", "A" * 25 + "0" * 9)
+
 
 class _Text:
     """A text being scanned, with what several detectors look up in it computed once."""
 
-    __slots__ = ("_runs", "folded", "text")
+    __slots__ = ("_runs", "_shape", "folded", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.folded = _fold(text)
         self._runs: list[int] | None = None
+        self._shape: str | None = None
+
+    def shape(self) -> str:
+        """One C pass (`str.translate`), then numeric shapes are plain substring searches."""
+        if self._shape is None:
+            text, table = self.text, _ASCII_SHAPE
+            if not text.isascii():
+                extra = {ord(c): 48 for c in set(text) if c > "\x7f" and c.isdecimal()}  # 48: "0"
+                table = {**_ASCII_SHAPE, **extra} if extra else table
+            self._shape = text.translate(table)
+        return self._shape
 
     def digit_runs(self) -> list[int]:
         """Where runs of ASCII digits start: ten substring searches, then a sort."""
@@ -62,7 +77,14 @@ class _Compiled:
         """Where, at `pos` or later, a match of an anchored detector may start."""
         text = scanned.text
         if self.detector.anchors is DIGIT_RUNS:
-            lead = self.detector.lead
+            detector = self.detector
+            lead = detector.lead
+            if detector.shape_starts:
+                return self._shape_starts(scanned, pos)
+            if detector.shapes:  # every match holds a shape: none from `pos` on, no match
+                shape = scanned.shape()
+                if all(shape.find(literal, pos) < 0 for literal in detector.shapes):
+                    return []
             return [at - lead for at in scanned.digit_runs() if at - lead >= pos]
         haystack = scanned.folded if self.detector.fold else text
         found: list[int] = []
@@ -74,6 +96,22 @@ class _Compiled:
                     found.append(start)
                 at = haystack.find(anchor, at + 1)
         found.sort()
+        return found
+
+    def _shape_starts(self, scanned: _Text, pos: int) -> list[int]:
+        """The occurrences of the shapes at `pos` or later whose digit (after `lead` letters) starts
+        a run of ASCII digits: the same candidates the digit runs give, minus those that cannot match."""
+        text, shape, lead = scanned.text, scanned.shape(), self.detector.lead
+        found: list[int] = []
+        for literal in self.detector.shapes:
+            at = shape.find(literal, pos)
+            while at >= 0:
+                digit = at + lead
+                if "0" <= text[digit] <= "9" and (digit == 0 or not "0" <= text[digit - 1] <= "9"):
+                    found.append(at)
+                at = shape.find(literal, at + 1)
+        if len(self.detector.shapes) > 1:
+            found.sort()
         return found
 
     def _back_to_start(self, text: str, anchor_at: int) -> int | None:

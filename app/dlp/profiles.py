@@ -24,6 +24,9 @@ MAX_MATCH_CHARS = 255
 # The anchors of numeric detectors: the starts of digit runs (found by substring search for each
 # digit, far faster than any regex class), with `lead` letters allowed before them (IBAN).
 DIGIT_RUNS = ("<digit runs>",)
+# Numeric detectors also name `shapes`: literals of the text's shape (`detector._Text.shape`: every
+# digit written `0`, every ASCII capital `A`) of which every match holds one. A few substring
+# searches then skip a detector whose shapes are absent, or find its candidates directly.
 DECISION_CHARS = MAX_MATCH_CHARS + 1
 
 # A detector's check gets the matched value and answers the entry id it is, or None (not a finding).
@@ -42,6 +45,8 @@ class Detector:
     back: int = 0
     local: str = ""
     lead: int = 0  # with DIGIT_RUNS: a match starts this many characters before the run
+    shapes: tuple[str, ...] = ()  # with DIGIT_RUNS: shape literals, one of which every match holds
+    shape_starts: bool = False  # ... and every match starts with (so they are the candidates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +80,9 @@ _GENERIC_KEYWORDS = ("api_key", "api-key", "apikey", "secret", "token", "passwor
 def _ssn(sep: str) -> Detector:
     pattern = _FIRST_DIGIT + rf"\d\d{sep}\d\d{sep}\d{{4}}(?!\d)"
     return Detector(
-        "us_ssn", "us_ssn.number", pattern, DIGIT_RUNS, classify=_only_if(ssn_valid, "us_ssn.number")
-    )
+        "us_ssn", "us_ssn.number", pattern, DIGIT_RUNS, classify=_only_if(ssn_valid, "us_ssn.number"),
+        shapes=(f"000{sep}00{sep}0000",), shape_starts=True,
+    )  # fmt: skip
 
 
 def _vendor(entry: str) -> Detector:
@@ -93,7 +99,13 @@ PROFILES: dict[str, Profile] = {
             "credit_card",
             "Credit Card Numbers",
             tuple(Entry(f"credit_card.{brand}", f"{brand.title()} Card Number") for brand in _CARD_BRANDS),
-            (Detector("credit_card", "credit_card.visa", _CARD, DIGIT_RUNS, classify=credit_card_entry),),
+            (
+                # 13 digits in a row, or a separator between two digits: a number, not where it starts.
+                Detector(
+                    "credit_card", "credit_card.visa", _CARD, DIGIT_RUNS, classify=credit_card_entry,
+                    shapes=("0" * 13, "0 0", "0-0"),
+                ),
+            ),
         ),
         Profile(
             "us_ssn",
@@ -130,8 +142,14 @@ PROFILES: dict[str, Profile] = {
             (
                 Detector("phone", "phone.e164", r"\+(?<![\d+]\+)\d(?:[ .()-]{0,2}\d){7,14}(?!\d)", ("+",)),
                 Detector("phone", "phone.nanp", r"\((?<!\d\()[2-9]\d\d\) ?[2-9]\d\d-\d{4}(?!\d)", ("(",)),
-                Detector("phone", "phone.nanp", r"[2-9](?<!\d\d)\d\d-[2-9]\d\d-\d{4}(?!\d)", DIGIT_RUNS),
-                Detector("phone", "phone.nanp", r"[2-9](?<!\d\d)\d\d\.[2-9]\d\d\.\d{4}(?!\d)", DIGIT_RUNS),
+                Detector(
+                    "phone", "phone.nanp", r"[2-9](?<!\d\d)\d\d-[2-9]\d\d-\d{4}(?!\d)", DIGIT_RUNS,
+                    shapes=("000-000-0000",), shape_starts=True,
+                ),
+                Detector(
+                    "phone", "phone.nanp", r"[2-9](?<!\d\d)\d\d\.[2-9]\d\d\.\d{4}(?!\d)", DIGIT_RUNS,
+                    shapes=("000.000.0000",), shape_starts=True,
+                ),
             ),
         ),
         Profile(
@@ -142,6 +160,7 @@ PROFILES: dict[str, Profile] = {
                 Detector(
                     "iban", "iban.number",
                     _IBAN, DIGIT_RUNS, classify=_only_if(iban_valid, "iban.number"), lead=2,
+                    shapes=("AA00",), shape_starts=True,
                 ),
             ),
         ),
