@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
-import app.db.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import app.db.models  # registers the tables on SQLModel.metadata (with the line below)
 import app.db.route_models  # noqa: F401  (and those of dynamic routes)
 from app.core.settings import Settings
 from app.db.session import async_url, ensure_sqlite_dir, is_sqlite
