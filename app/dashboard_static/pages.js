@@ -82,7 +82,7 @@
         <${ns.Chart} title="Requests" times=${times} series=${[series("requests", "requests")]} />
         <${ns.Chart} title="Errors" times=${times} series=${[series("errors", "errors")]} />
         <${ns.Chart} title="Tokens" times=${times} series=${[series("in", "tokens_in"), series("out", "tokens_out")]} />
-        <${ns.Chart} title="Cost" times=${times} series=${[series("USD", "cost")]} />
+        <${ns.Chart} title="Cost" unit="$" times=${times} series=${[series("USD", "cost")]} />
         <${ns.Chart} title="Latency" times=${times} series=${[series("p50 ms", "duration_p50"), series("p95 ms", "duration_p95")]} />
       </section>
       ${["provider", "model"].map((by) => html`<h2>By ${by}</h2><div class="table-box"><table>

@@ -108,6 +108,11 @@ def test_dashboard_end_to_end(page: Any, api: Api, server: GatewayServer, tmp_pa
     page.goto(f"{base}/dashboard/#/overview?gateway={gateway}&range=24h")
     for metric in ("Requests", "Errors", "Tokens", "Cost", "Latency"):
         page.get_by_role("img", name=re.compile(metric)).first.wait_for()
+    # Axis ticks are drawn on a canvas, so the formatter the cost axis uses is checked directly:
+    # sub-cent steps keep their digits instead of all rounding to 0.
+    ticks = page.evaluate("() => window.aigw.tickLabels([0, 0.000001, 0.000002], '$')")
+    assert ticks == ["$0.000000", "$0.000001", "$0.000002"]
+    assert page.evaluate("() => window.aigw.tickLabels([0, 50, 100])") == ["0", "50", "100"]
     shots(page, "overview", folder)
 
     # Logs: the request just made, filters applied on change, then its detail page.
