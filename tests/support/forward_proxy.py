@@ -25,7 +25,7 @@ import struct
 import threading
 from urllib.parse import urlsplit
 
-from tests.support.hostile_upstream import AsyncioServerThread, BadRequest, HttpReader, read_request
+from tests.support.raw_http import AsyncioServerThread, BadRequest, HttpReader, read_request
 
 __all__ = ["ForwardProxy"]
 
