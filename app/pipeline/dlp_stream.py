@@ -14,16 +14,15 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from app.core.errors import ErrorContext, ResponseBlockedByDlp, StreamInterrupted
+from app.core.errors import ErrorContext, ResponseBlockedByDlp
 from app.core.sse import SSEEventTooLarge
 from app.dlp.detector import Match, ProfileSetDetector
 from app.dlp.extract import Extracted
 from app.dlp.profiles import DECISION_CHARS
 from app.dlp.stream_text import event_text
 from app.pipeline.dlp import RequestDlp
-from app.pipeline.stream import UpstreamStream
+from app.pipeline.stream import BROKEN, UpstreamStream
 from app.providers.usage import loads_or_none
-from app.upstream.errors import UpstreamError
 
 _KEEP_BEFORE = 80  # text kept before the detectors' positions: look-behinds, an email's local part
 
@@ -61,9 +60,8 @@ class DlpStream(UpstreamStream):
         try:
             while not self._ready and not self._eof:
                 await self._pull()
-        except UpstreamError as exc:
-            await self._end(None, f"stream interrupted: {exc}")
-            raise StreamInterrupted("Upstream stream interrupted after it started") from None
+        except BROKEN as exc:
+            raise await self._cut(exc) from None
 
     async def _relay(self) -> AsyncIterator[bytes]:
         try:
@@ -73,12 +71,8 @@ class DlpStream(UpstreamStream):
                 if self._eof:
                     break
                 await self._pull()
-        except UpstreamError as exc:
-            await self._end(None, f"stream interrupted: {exc}")
-            raise StreamInterrupted("Upstream stream interrupted after it started") from None
-        except SSEEventTooLarge:
-            await self._end(None, "stream interrupted: AIGW_MAX_SSE_EVENT_BYTES exceeded")
-            raise StreamInterrupted("Upstream stream interrupted: an event exceeded the size limit") from None
+        except BROKEN as exc:
+            raise await self._cut(exc) from None
         await self._end(self._chunks, None)
 
     async def _pull(self) -> None:

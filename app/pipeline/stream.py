@@ -19,6 +19,9 @@ from app.services.cache.store import CachedResponse
 from app.upstream.client import UpstreamResponse
 from app.upstream.errors import UpstreamError
 
+# What ends a relayed stream early: the upstream broke off, or one event passed AIGW_MAX_SSE_EVENT_BYTES.
+BROKEN = (UpstreamError, SSEEventTooLarge)
+
 
 class UpstreamStream:
     def __init__(
@@ -51,13 +54,18 @@ class UpstreamStream:
             async for chunk in self._response.aiter_bytes():
                 self._observe(chunk)
                 yield chunk
-        except UpstreamError as exc:
-            await self._end(None, f"stream interrupted: {exc}")
-            raise StreamInterrupted("Upstream stream interrupted after it started") from None
-        except SSEEventTooLarge:
-            await self._end(None, "stream interrupted: AIGW_MAX_SSE_EVENT_BYTES exceeded")
-            raise StreamInterrupted("Upstream stream interrupted: an event exceeded the size limit") from None
+        except BROKEN as exc:
+            raise await self._cut(exc) from None
         await self._end(self._chunks, None)
+
+    async def _cut(self, exc: Exception) -> StreamInterrupted:
+        """Ends the row of a stream the upstream broke off (or whose event passed its bound) and
+        returns the error that ends the client's stream."""
+        if isinstance(exc, SSEEventTooLarge):
+            await self._end(None, "stream interrupted: AIGW_MAX_SSE_EVENT_BYTES exceeded")
+            return StreamInterrupted("Upstream stream interrupted: an event exceeded the size limit")
+        await self._end(None, f"stream interrupted: {exc}")
+        return StreamInterrupted("Upstream stream interrupted after it started")
 
     def _observe(self, chunk: bytes) -> None:
         self._record.add_response_bytes(chunk)
