@@ -3,7 +3,8 @@ and time buckets of a gateway's logged traffic over a range — requests, errors
 tokens in and out, cost, p50/p95 duration — optionally per provider, model or metadata key.
 
 Counts are of log rows, that is of steps attempted: a request that fell back to a second provider
-counts twice, once per provider.
+counts twice, once per provider. Whole hours are read from the hourly summary (db/log_summary.py),
+where durations are kept to two significant digits; see docs/observability.md.
 """
 
 from __future__ import annotations
@@ -53,7 +54,12 @@ async def get_analytics(
     ] = None,
 ) -> dict[str, Any]:
     """Default range: the last 24 hours. Default interval: minutes up to 3 hours, hours up to 7
-    days, days beyond. Buckets cover the range without gaps (empty ones are zeros)."""
+    days, days beyond. Buckets cover the range without gaps (empty ones are zeros).
+
+    With hour or day buckets, whole hours come from an hourly summary in which durations are
+    rounded to two significant digits (p50/p95 within 5 %); minutes, the partial hours at the
+    range's edges and `metadata.<key>` groups are computed from the rows, exactly. Start a range
+    on a whole hour (and end it now or on a whole hour) to have it answered from the summary."""
     end = as_utc(end_date) if end_date else utcnow()
     start = as_utc(start_date) if start_date else end - timedelta(days=1)
     if start >= end:

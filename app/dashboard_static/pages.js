@@ -32,8 +32,15 @@
 
   function rangeOf(params) {
     const end = params.end ? new Date(params.end) : new Date();
-    const start = params.start ? new Date(params.start) : new Date(end - (RANGES[params.range || "24h"] || RANGES["24h"]));
-    return { start: start.toISOString(), end: end.toISOString() };
+    const span = RANGES[params.range || "24h"] || RANGES["24h"];
+    // Hourly charts start on a whole hour: their first bucket is then complete, and the server
+    // answers whole hours from its hourly summary instead of reading every row.
+    const hour = 3600e3;
+    const start = params.start ? new Date(params.start)
+      : new Date(span > hour ? Math.floor((end - span) / hour) * hour : end - span);
+    // Without a chosen end the server's own clock ends the range ("now" on the server), so a
+    // browser clock behind it cannot cut the current hour short.
+    return { start: start.toISOString(), end: params.end ? end.toISOString() : undefined };
   }
 
   ns.Overview = function Overview() {
@@ -47,10 +54,14 @@
       const { start, end } = rangeOf(params);
       const base = `/ai-gateway/gateways/${encodeURIComponent(params.gateway)}/analytics`;
       const query = { start_date: start, end_date: end };
-      ns.api(base, { query }).then((d) => setData(d.result)).catch((e) => setError(e.message));
+      // Two queries, not three: a grouped answer carries the totals and buckets as well.
       for (const by of ["provider", "model"]) {
         ns.api(base, { query: { ...query, group_by: by } })
-          .then((d) => setGroups((g) => ({ ...g, [by]: d.result.groups || [] }))).catch(() => {});
+          .then((d) => {
+            if (by === "provider") setData(d.result);
+            setGroups((g) => ({ ...g, [by]: d.result.groups || [] }));
+          })
+          .catch((e) => { if (by === "provider") setError(e.message); });
       }
     }, [params.gateway, params.range, params.start, params.end]);
     const buckets = data ? data.buckets : [];

@@ -29,6 +29,7 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     outerjoin,
     select,
     text,
@@ -37,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.log_store import LOGS, METADATA, GatewayKey
+from app.db.log_summary import HOUR_S, NO_DURATION, SUMMARY
 
 PERCENTILES = (("duration_p50", 0.5), ("duration_p95", 0.95))
 MAX_GROUPS = 100
@@ -63,12 +65,9 @@ class _Source:
     def __init__(self, postgres: bool, key: GatewayKey, span: Range, group_by: str | None) -> None:
         self.postgres = postgres
         self.span = span
-        self.where = and_(
-            LOGS.c.account_id == key[0],
-            LOGS.c.gateway_id == key[1],
-            LOGS.c.created_at >= span.start,
-            LOGS.c.created_at < span.end,
-        )
+        self.key = key
+        self.scope = and_(LOGS.c.account_id == key[0], LOGS.c.gateway_id == key[1])
+        self.where = and_(self.scope, LOGS.c.created_at >= span.start, LOGS.c.created_at < span.end)
         self.table: Any = LOGS
         self.group: Any = None
         if group_by is not None and group_by.startswith("metadata."):
@@ -84,6 +83,15 @@ class _Source:
             return cast(func.floor(func.extract("epoch", LOGS.c.created_at) / step) * step, BigInteger)
         # SQLite stores `YYYY-MM-DD HH:MM:SS.ffffff`: a prefix names the bucket (strftime is slow).
         return func.substr(LOGS.c.created_at, 1, _SQLITE_PREFIX[self.span.step_s])
+
+    def epoch_bucket(self) -> Any:
+        """The bucket as the Unix seconds of its start (the summary's form)."""
+        if self.postgres:
+            return self.bucket()
+        step = literal(self.span.step_s, Integer)
+        # Whole seconds first: strftime rounds `…:59.9999995` up into the next second.
+        seconds = cast(func.strftime("%s", func.substr(LOGS.c.created_at, 1, 19)), Integer)
+        return seconds // step * step
 
     def bucket_epoch(self, value: Any) -> int:
         if self.postgres:
@@ -132,20 +140,60 @@ def _postgres_query(source: _Source) -> Any:
     )
 
 
-def _sqlite_query(source: _Source) -> Any:
+def _raw_histogram(source: _Source) -> Any:
     group = (source.group if source.group is not None else null()).label("g")
     bucket = source.bucket().label("b")
     duration = LOGS.c.duration_ms.label("d")
-    histogram = (
+    return (
         select(group, bucket, duration, *_row_sums())
         .select_from(source.table)
         .where(source.where)
         .group_by(group, bucket, duration)
-        .cte("h")
-        .prefix_with("MATERIALIZED")  # read by every level below: computed once
     )
+
+
+def _summary_histogram(source: _Source, plan: _SummaryPlan, group_by: str | None) -> Any:
+    """The histogram of the range: whole hours from the hourly summary, the partial hours at its
+    edges from the rows (same grain: group, integer bucket start, duration)."""
+    s, step = SUMMARY.c, literal(source.span.step_s, Integer)
+    group: Any = null()
+    if group_by == "provider":
+        group = s.provider
+    elif group_by == "model":
+        group = func.nullif(s.model, "")
+    summary_part = select(
+        group.label("g"),
+        (s.hour // step * step).label("b"),
+        case((s.duration_ms == NO_DURATION, null()), else_=s.duration_ms).label("d"),
+        *(s[name].label(name) for name in _NAMES),
+    ).where(
+        s.account_id == source.key[0], s.gateway_id == source.key[1], s.hour >= plan.first, s.hour < plan.end
+    )
+    parts = [summary_part]
+    created = LOGS.c.created_at
+    edges = [and_(created >= start, created < end) for start, end in plan.edges(source.span)]
+    if edges:
+        raw_group = func.nullif(LOGS.c.model, "") if group_by == "model" else source.group
+        parts.append(
+            select(
+                (raw_group if raw_group is not None else null()).label("g"),
+                source.epoch_bucket().label("b"),
+                LOGS.c.duration_ms.label("d"),
+                *_row_sums(),
+            )
+            .where(source.scope, or_(*edges))
+            .group_by(text("1, 2, 3"))
+        )
+    both = union_all(*parts).subquery("parts")
+    p = both.c
+    return select(p.g, p.b, p.d, *_partial_sums(p)).group_by(p.g, p.b, p.d)
+
+
+def _rollup(histogram_query: Any, grouped: bool, postgres: bool) -> Any:
+    """Every roll-up level (totals, buckets, and with a group: groups, group by bucket) with its
+    sums and interpolated percentiles, from a histogram of (group, bucket, duration) rows."""
+    histogram = histogram_query.cte("h").prefix_with("MATERIALIZED")  # read by every level: once
     h = histogram.c
-    grouped = source.group is not None
     levels = [(TOTALS, False, False), (BUCKETS, False, True)]
     if grouped:
         levels += [(GROUPS, True, False), (GROUP_BUCKETS, True, True)]
@@ -172,12 +220,40 @@ def _sqlite_query(source: _Source) -> Any:
     percentiles = []
     for name, p in PERCENTILES:
         position = p * (c.n - 1)
-        low_rank = cast(position, Integer)
+        # Rank below the position: SQLite's CAST truncates, PostgreSQL's rounds.
+        low_rank = cast(func.floor(position) if postgres else position, Integer)
         low = func.min(case((and_(c.d.is_not(None), c.upto > low_rank), c.d)))
         high = func.min(case((and_(c.d.is_not(None), c.upto > low_rank + 1), c.d)))
         fraction = func.max(position - low_rank)
         percentiles.append((low + (func.coalesce(high, low) - low) * fraction).label(name))
     return select(c.level, c.g, c.b, *_partial_sums(c), *percentiles).group_by(c.level, c.g, c.b)
+
+
+@dataclass(frozen=True, slots=True)
+class _SummaryPlan:
+    """The whole hours [first, end) of a range read from the summary."""
+
+    first: int
+    end: int
+
+    def edges(self, span: Range) -> list[tuple[datetime, datetime]]:
+        head = (span.start, datetime.fromtimestamp(self.first, UTC))
+        tail = (datetime.fromtimestamp(self.end, UTC), span.end)
+        return [(a, b) for a, b in (head, tail) if a < b]
+
+
+def _summary_plan(span: Range, group_by: str | None, now: datetime) -> _SummaryPlan | None:
+    """Whether (and for which hours) the summary can answer: hourly or daily buckets, no metadata
+    grouping, and at least one whole hour in the range. A range ending now counts its current
+    hour as whole: the summary holds exactly the rows stored so far, as the logs do."""
+    if span.step_s < HOUR_S or (group_by is not None and group_by.startswith("metadata.")):
+        return None
+    start, end = math.ceil(span.start.timestamp()), span.end.timestamp()
+    first = -(-start // HOUR_S) * HOUR_S
+    last = int(end) // HOUR_S * HOUR_S
+    if end > last and end >= now.timestamp() and last == int(now.timestamp()) // HOUR_S * HOUR_S:
+        last += HOUR_S
+    return _SummaryPlan(first, last) if first < last else None
 
 
 def _float(value: Any) -> float | None:
@@ -217,11 +293,23 @@ def _series(span: Range, per_bucket: dict[int, dict[str, Any]]) -> list[dict[str
 
 
 async def gateway_analytics(
-    connection: AsyncConnection, key: GatewayKey, span: Range, group_by: str | None
+    connection: AsyncConnection,
+    key: GatewayKey,
+    span: Range,
+    group_by: str | None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     postgres = connection.dialect.name == "postgresql"
     source = _Source(postgres, key, span, group_by)
-    query = _postgres_query(source) if postgres else _sqlite_query(source)
+    plan = _summary_plan(span, group_by, now or datetime.now(UTC))
+    grouped = source.group is not None
+    if plan is not None:
+        query = _rollup(_summary_histogram(source, plan, group_by), grouped, postgres)
+    elif postgres:
+        query = _postgres_query(source)
+    else:
+        query = _rollup(_raw_histogram(source), grouped, postgres)
+    epoch = (lambda value: int(value)) if plan is not None else source.bucket_epoch
     if postgres:  # the percentile sorts of a busy day fit in memory instead of spilling to disk
         await connection.execute(text(f"SET LOCAL work_mem = '{ANALYTICS_WORK_MEM}'"))
     totals = empty_stats()
@@ -233,11 +321,11 @@ async def gateway_analytics(
         if level == TOTALS:
             totals = stats
         elif level == BUCKETS:
-            buckets[source.bucket_epoch(row["b"])] = stats
+            buckets[epoch(row["b"])] = stats
         elif level == GROUPS:
             groups[row["g"]] = stats
         else:
-            group_buckets.setdefault(row["g"], {})[source.bucket_epoch(row["b"])] = stats
+            group_buckets.setdefault(row["g"], {})[epoch(row["b"])] = stats
     result: dict[str, Any] = {"totals": totals, "buckets": _series(span, buckets)}
     if group_by is not None:
         ranked = sorted(groups.items(), key=lambda item: (-item[1]["requests"], str(item[0])))

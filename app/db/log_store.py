@@ -1,6 +1,7 @@
 """Writing and deleting log rows together with what must change alongside them: the metadata
-index rows (`log_metadata`), the per-gateway counter (`log_counters`), and the per-gateway storage
-limit (`log_management` with `STOP_INSERTING` or `DELETE_OLDEST`).
+index rows (`log_metadata`), the per-gateway counter (`log_counters`), the hourly summary
+(`log_hourly`, db/log_summary.py), and the per-gateway storage limit (`log_management` with
+`STOP_INSERTING` or `DELETE_OLDEST`).
 
 Everything here runs in the log writer's batch transaction or in a management request, never on
 the gateway request path. The storage limit costs one small query per batch (the limits and
@@ -19,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db import log_summary
 from app.db.fields import as_utc
 from app.db.models import Gateway, Log, LogCounter, LogMetadata
 
@@ -238,6 +240,7 @@ async def store_batch(
         ]
         if entries:
             await connection.execute(insert(METADATA), entries)
+        await log_summary.add_rows(connection, kept)
     await add_to_counters(connection, {k: n for k, n in added.items() if n})
     for key, excess in trims.items():
         if excess > 0:
@@ -251,8 +254,19 @@ async def delete_ids(connection: AsyncConnection, key: GatewayKey, ids: Sequence
     for start in range(0, len(ids), DELETE_CHUNK):
         chunk = list(ids[start : start + DELETE_CHUNK])
         await connection.execute(delete(METADATA).where(METADATA.c.log_id.in_(chunk)))
-        result = await connection.execute(delete(LOGS).where(_scope(LOGS, key), LOGS.c.id.in_(chunk)))
-        removed += result.rowcount or 0
+        deleted = (
+            (
+                await connection.execute(
+                    delete(LOGS)
+                    .where(_scope(LOGS, key), LOGS.c.id.in_(chunk))
+                    .returning(*(LOGS.c[name] for name in log_summary.ROW_COLUMNS))
+                )
+            )
+            .mappings()
+            .all()
+        )
+        await log_summary.subtract_rows(connection, key, deleted)
+        removed += len(deleted)
     await subtract_from_counter(connection, key, removed)
     return removed
 
@@ -294,4 +308,5 @@ async def purge_gateway(connection: AsyncConnection, key: GatewayKey) -> int:
     await connection.execute(delete(METADATA).where(_scope(METADATA, key)))
     result = await connection.execute(delete(LOGS).where(_scope(LOGS, key)))
     await connection.execute(delete(COUNTERS).where(_scope(COUNTERS, key)))
+    await log_summary.purge(connection, key)
     return result.rowcount or 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
 
@@ -150,6 +150,27 @@ class LogCounter(SQLModel, table=True):
     account_id: str = Field(primary_key=True, max_length=64)
     gateway_id: str = Field(primary_key=True, max_length=64)
     log_count: int = 0
+
+
+class LogHourly(SQLModel, table=True):
+    """Log rows summed per gateway, UTC hour, provider, model and rounded duration, kept by the log
+    writer and by deletions in the same transactions as the rows (db/log_summary.py): analytics
+    over whole hours read these sums instead of every row (migration 0009_log_hourly)."""
+
+    __tablename__ = "log_hourly"
+
+    account_id: str = Field(primary_key=True, max_length=64)
+    gateway_id: str = Field(primary_key=True, max_length=64)
+    hour: int = Field(primary_key=True, sa_type=BigInteger)  # Unix seconds of the hour's start
+    provider: str = Field(primary_key=True, max_length=64)
+    model: str = Field(primary_key=True, max_length=255)  # "" for rows without a model
+    duration_ms: int = Field(primary_key=True, sa_type=BigInteger)  # rounded; -1: no duration
+    requests: int = Field(default=0, sa_type=BigInteger)
+    errors: int = Field(default=0, sa_type=BigInteger)
+    cached: int = Field(default=0, sa_type=BigInteger)
+    tokens_in: int = Field(default=0, sa_type=BigInteger)
+    tokens_out: int = Field(default=0, sa_type=BigInteger)
+    cost: float = 0.0
 
 
 class ProviderConfig(SQLModel, table=True):

@@ -27,6 +27,7 @@ TABLES = {
     "logs",
     "log_metadata",
     "log_counters",
+    "log_hourly",
     "provider_configs",
     "custom_providers",
     "routes",

@@ -11,14 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import pool
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.core.ids import new_log_id
-from app.db.log_store import store_batch
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.helpers import ACCT, openai_step
-from tests.support.management import BACKENDS, Mgmt, _run_in_thread, errors_of, management_server, mgmt_client
+from tests.support.helpers import openai_step
+from tests.support.log_rows import insert, row
+from tests.support.management import BACKENDS, Mgmt, errors_of, management_server, mgmt_client
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 RANGE = {"start_date": "2030-01-01T00:00:00Z", "end_date": "2030-01-01T03:00:00Z", "interval": "hour"}
@@ -35,33 +32,6 @@ def mgmt(
 
 def at(hour: int, minute: int, second: int = 0) -> datetime:
     return T0.replace(hour=hour, minute=minute, second=second)
-
-
-def row(gw: str, when: datetime, **fields: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "id": new_log_id(), "account_id": ACCT, "gateway_id": gw, "created_at": when,
-        "provider": "openai", "model": "gpt-4o", "path": "chat/completions", "request_type": "provider",
-        "step": 0, "success": True, "cached": False, "attempts": 1, "duration_ms": 100,
-        "tokens_in": None, "tokens_out": None, "cost": None, "custom_cost": False, "metadata": None,
-        "request_size": 0, "response_size": 0, "request_body_complete": True,
-        "response_body_complete": True, "authenticated": False,
-    }  # fmt: skip
-    values.update(fields)
-    return values
-
-
-def insert(m: Mgmt, rows: list[dict[str, Any]]) -> None:
-    from app.db.session import async_url
-
-    async def go() -> None:
-        engine = create_async_engine(async_url(m.server.settings.database_url), poolclass=pool.NullPool)
-        try:
-            async with engine.begin() as connection:
-                await store_batch(connection, rows)
-        finally:
-            await engine.dispose()
-
-    _run_in_thread(go)
 
 
 @pytest.fixture(scope="module")
