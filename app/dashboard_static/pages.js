@@ -176,6 +176,7 @@
 
   function pretty(text) {
     if (text == null) return null;
+    if (typeof text === "object") return JSON.stringify(text, null, 2);
     try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; }
   }
 
@@ -195,7 +196,7 @@
     }
     const body = (title, text, complete) => html`<h2>${title}${complete === false ? " (truncated)" : ""}</h2>
       ${text == null ? html`<p>Not stored.</p>` : html`<pre class="body" tabindex="0">${pretty(text)}</pre>`}`;
-    const skip = new Set(["request_head", "response_head", "metadata"]);
+    const skip = new Set(["request_head", "response_head", "metadata", "dlp"]);
     return html`<p><a href=${`#/logs?gateway=${encodeURIComponent(params.gateway || "")}`}>← Logs</a></p>
       <h1>Log ${route.id}</h1>
       <${Problem} error=${error} />
@@ -207,6 +208,7 @@
         <dl class="fields">${Object.entries(log).filter(([k]) => !skip.has(k)).map(([k, v]) => html`<dt>${k}</dt>
           <dd>${v === null || v === undefined ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v)}</dd>`)}</dl>
         <h2>Metadata</h2><pre class="body">${pretty(log.metadata) || "—"}</pre>
+        <h2>DLP findings</h2>${log.dlp ? html`<pre class="body">${pretty(log.dlp)}</pre>` : html`<p>None.</p>`}
         ${body("Request", log.request_head, log.request_head_complete)}
         ${body("Response", log.response_head, log.response_head_complete)}`}`;
   };

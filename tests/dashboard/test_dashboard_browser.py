@@ -137,6 +137,7 @@ def test_dashboard_end_to_end(page: Any, api: Api, server: GatewayServer, tmp_pa
     page.get_by_role("row").filter(has=page.get_by_role("cell", name="200")).get_by_role("link").first.click()
     until(page, lambda: log_id in page.url)
     page.get_by_text("say hello please").first.wait_for()
+    page.get_by_role("heading", name="DLP findings").wait_for()  # its own section (none here)
     page.get_by_role("button", name="Thumbs up").click()
     page.get_by_role("status").wait_for()
     shots(page, "log-detail", folder)
