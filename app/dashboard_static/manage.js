@@ -25,6 +25,14 @@
     ["retry_backoff", "Retry backoff", "choice", ["", "constant", "linear", "exponential"]],
   ];
 
+  // Settings with a structure of their own, edited as the API's JSON (docs/observability.md,
+  // docs/dlp.md, docs/spend-limits.md); an empty field leaves the setting out.
+  const JSON_SETTINGS = [
+    ["otel", "OpenTelemetry exporters (JSON)", '[{"url": "https://collector.example/v1/traces", "content_type": "json"}]'],
+    ["dlp", "DLP (JSON)", '{"enabled": true, "action": "FLAG", "profiles": ["email", "phone"]}'],
+    ["spend_limits", "Spend limits (JSON)", '{"enabled": true, "rules": [{"id": "daily", "limitType": "cost", "limit": 5, "window": 86400}]}'],
+  ];
+
   function settingsFrom(form) {
     const body = {};
     for (const [field, , kind] of SETTINGS) {
@@ -35,8 +43,11 @@
     }
     if (body.rate_limiting_technique === null) body.rate_limiting_technique = "fixed";
     for (const field of ["cache_ttl", "rate_limiting_limit", "rate_limiting_interval"]) if (body[field] === null) body[field] = 0;
-    const otel = String(form.get("otel") || "").trim();
-    if (otel) body.otel = JSON.parse(otel);
+    for (const [field, label] of JSON_SETTINGS) {
+      const text = String(form.get(field) || "").trim();
+      if (!text) continue;
+      try { body[field] = JSON.parse(text); } catch { throw new Error(`${label}: not valid JSON`); }
+    }
     return body;
   }
 
@@ -48,8 +59,8 @@
       return html`<label>${label}<select name=${field} value=${value || ""}>
         ${choices.map((c) => html`<option value=${c}>${c || "—"}</option>`)}</select></label>`;
     })}</div>
-    <label>OpenTelemetry exporters (JSON)
-      <textarea name="otel" rows="2" placeholder='[{"url": "https://collector.example/v1/traces", "content_type": "json"}]'>${gateway && gateway.otel ? JSON.stringify(gateway.otel) : ""}</textarea></label>`;
+    ${JSON_SETTINGS.map(([field, label, example]) => html`<label>${label}
+      <textarea name=${field} rows="2" placeholder=${example}>${gateway && gateway[field] ? JSON.stringify(gateway[field]) : ""}</textarea></label>`)}`;
   }
 
   ns.Gateways = function Gateways() {

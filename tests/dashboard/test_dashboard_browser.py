@@ -163,8 +163,14 @@ def test_dashboard_end_to_end(page: Any, api: Api, server: GatewayServer, tmp_pa
     # Gateways: create one.
     page.goto(f"{base}/dashboard/#/gateways")
     page.get_by_label("Gateway ID").fill("made-in-browser")
+    page.get_by_label("DLP (JSON)").first.fill('{"enabled": true, "action": "BLOCK", "profiles": ["email"]}')
     page.get_by_role("button", name="Create gateway").click()
     page.get_by_role("cell", name="made-in-browser", exact=True).wait_for()
+    made = api.http.get(
+        f"/client/v4/accounts/{ACCT}/ai-gateway/gateways/made-in-browser",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    ).json()["result"]
+    assert made["dlp"]["enabled"] is True, made["dlp"]  # a structured setting, written as JSON
     shots(page, "gateways", folder)
 
     # Tokens: create one with read, then sign in with it.
