@@ -100,7 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         invalidation,
         ws_sessions,
     )
-    state.metrics, state.tracer, state.spend_store = metrics, tracer, spend_store
+    state.metrics, state.tracer, state.spend_store, state.routes = metrics, tracer, spend_store, routes
     state.realtime = RealtimeBridge(settings, pipeline.admission, pipeline.recorder, spend)
     _watch_gauges(metrics, sink, ws_sessions, config_ttl)
     metrics.watch(

@@ -20,16 +20,23 @@ class RouteCache:
         # what a name means, so these go with any route change of the gateway.
         self._pinned: TTLCache[tuple[str, str, str, str], RouteGraph | None] = TTLCache(ttl, 10_000)
 
-    async def deployed(self, account_id: str, gateway_id: str, name: str) -> RouteGraph | None:
-        async def load() -> dict[str, RouteGraph]:
-            async with self._sessions() as session:
-                rows = await routes.deployed_versions(session, account_id, gateway_id)
-            return {
-                route.name: compile_graph(route.id, route.name, version.id, version.elements)
-                for route, version in rows
-            }
+    async def _load(self, account_id: str, gateway_id: str) -> dict[str, RouteGraph]:
+        async with self._sessions() as session:
+            rows = await routes.deployed_versions(session, account_id, gateway_id)
+        return {
+            route.name: compile_graph(route.id, route.name, version.id, version.elements)
+            for route, version in rows
+        }
 
-        return (await self._deployed.get((account_id, gateway_id), load)).get(name)
+    async def deployed(self, account_id: str, gateway_id: str, name: str) -> RouteGraph | None:
+        found = await self._deployed.get((account_id, gateway_id), lambda: self._load(account_id, gateway_id))
+        return found.get(name)
+
+    async def deployed_names(self, account_id: str, gateway_id: str) -> list[str]:
+        """Names of the gateway's routes that have a deployment, sorted (what `/ai/v1/models` lists)."""
+        return sorted(
+            await self._deployed.get((account_id, gateway_id), lambda: self._load(account_id, gateway_id))
+        )
 
     async def pinned(self, account_id: str, gateway_id: str, name: str, version_id: str) -> RouteGraph | None:
         async def load() -> RouteGraph | None:

@@ -165,10 +165,16 @@ async def rest_request(
 
 
 async def serve_models(scope: Scope, receive: Receive, send: Send, account_id: str) -> None:
-    """`GET /ai/v1/models`: the models this gateway knows by price, under their REST names."""
+    """`GET /ai/v1/models`: the models this gateway knows by price, under their REST names, and
+    `dynamic/{name}` for each deployed route of the selected gateway."""
     try:
-        await _admitted(scope, account_id)
-        body = orjson.dumps({"object": "list", "data": model_list()})
+        admitted = await _admitted(scope, account_id)
+        names = await scope["app"].state.routes.deployed_names(account_id, admitted.gateway_id)
+        routed = [
+            {"id": f"dynamic/{name}", "object": "model", "created": 0, "owned_by": "dynamic"}
+            for name in names
+        ]
+        body = orjson.dumps({"object": "list", "data": model_list() + routed})
         response = Response(body, media_type="application/json")
     except GatewayError as error:
         response = rest_error_response(error)

@@ -230,8 +230,10 @@ def test_the_rest_surface_runs_dynamic_routes(
     )
     try:
         raw = client.chat.completions.with_raw_response.create(model="dynamic/r", messages=[USER])
+        listed = {m.id: m.owned_by for m in client.models.list()}
     finally:
         client.close()
+    assert listed["dynamic/r"] == "dynamic" and "openai/gpt-4o-mini" in listed  # deployed routes listed too
     assert raw.parse().choices[0].message.content == "Hello from fake"
     assert raw.headers["cf-aig-route-element"] == "m1"
     assert [json.loads(request.body)["model"] for request in upstream.requests] == ["gpt-4o-mini"]
