@@ -77,14 +77,17 @@ def ws_frame(kind: str, metadata: dict[str, Any], response: bytes | None = None)
     return head + (b',"response":' + response + b"}" if response is not None else b"}")
 
 
-def ws_error_frame(error: GatewayError, event_id: str | None) -> bytes:
-    """The `universal.created` frame of a request that failed before any answer (protocol.md §6)."""
+def ws_error_frame(error: GatewayError, event_id: str | None, request_id: str | None = None) -> bytes:
+    """The `universal.created` frame of a request that failed before any answer (protocol.md §6);
+    `requestId` when the request was logged."""
     metadata: dict[str, Any] = {"status": error.status}
     if event_id is not None:
         metadata["eventId"] = event_id
     if error.context is not None:
         metadata["logId"] = error.context.log_id
         metadata["step"] = str(error.context.step)
+        if request_id:
+            metadata["requestId"] = request_id
     response = {"success": False, "errors": [{"code": error.code, "message": error.message}]}
     return ws_frame("universal.created", metadata, orjson.dumps(response))
 

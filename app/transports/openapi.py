@@ -102,7 +102,7 @@ A result comes back as one frame:
 ```json
 {"type": "universal.created",
  "metadata": {"cacheStatus": "MISS", "eventId": "q1", "logId": "01J…", "step": "0",
-              "contentType": "application/json", "status": 200},
+              "contentType": "application/json", "status": 200, "requestId": "01J…"},
  "response": {"id": "chatcmpl-…", "choices": [ … ]}}
 ```
 

@@ -301,12 +301,14 @@ class Session:
         try:
             result = await self._pipeline.run(request)
             metadata = self._metadata[event_id] = result_metadata(result)
+            if request.log_id:  # `cf-aig-request-id` over HTTP: the request's first row
+                metadata["requestId"] = request.log_id
             if result.stream is None:
                 await self._send(ws_frame("universal.created", metadata, _json_or_string(result.body or b"")))
             else:
                 await self._relay(result, metadata)
         except GatewayError as error:
-            await self._send_error(error, event_id)
+            await self._send(ws_error_frame(error, event_id, request.log_id))
         except Exception:
             logger.exception("websocket request %s failed", event_id)
             await self._send_error(InternalError(), event_id)

@@ -27,7 +27,7 @@ from tests.support.helpers import ACCT, Api, LogDb, api_client, db_path, openai_
 
 SUBPROTOCOL_PREFIX = "cf-aig-authorization."
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-RESULT_METADATA_KEYS = {"cacheStatus", "eventId", "logId", "step", "contentType", "status"}
+RESULT_METADATA_KEYS = {"cacheStatus", "eventId", "logId", "step", "contentType", "status", "requestId"}
 TEXT = "The quick brown fox jumps over the lazy dog"
 
 

@@ -173,10 +173,12 @@ async def test_gateway_error_frame_carries_log_id(url: str, token: str, log: Log
         "status": 502,
         "logId": frame["metadata"]["logId"],
         "step": "1",
+        "requestId": frame["metadata"]["requestId"],
     }
     error_response(frame, 2005)
     rows = log.wait_event("dead", 2)
     assert rows[1]["id"] == frame["metadata"]["logId"]
+    assert rows[0]["id"] == frame["metadata"]["requestId"]  # the request's first row, as over HTTP
     assert [(r["step"], r["success"]) for r in rows] == [(0, 0), (1, 0)]
     assert rows[1]["error"]
     assert unknown.created["metadata"] == {"eventId": "bad-prov", "status": 400}

@@ -34,6 +34,7 @@ async def test_non_streaming_result(url: str, token: str, log: LogDb, upstream: 
         assert set(metadata) == RESULT_METADATA_KEYS
         assert metadata["eventId"] == event_id
         assert ULID_RE.match(metadata["logId"])
+        assert metadata["requestId"] == metadata["logId"]  # one step: the same id, as over HTTP
         assert metadata["step"] == "0"
         assert metadata["cacheStatus"] == "MISS"
         assert metadata["contentType"] == "application/json"
