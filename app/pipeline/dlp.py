@@ -73,21 +73,22 @@ class RequestDlp:
     def check_response(
         self, status: int, body: bytes, content_type: str | None, log: StepLog, index: int,
         context: ErrorContext,
-    ) -> None:  # fmt: skip
-        """A whole 2xx response body, before it is cached or returned: 2030 when a policy blocks it.
-        A compat step's body is scanned as the client gets it (in OpenAI format); the log keeps the
+    ) -> bytes | None:  # fmt: skip
+        """A whole 2xx response body, before it is cached or returned: 2030 when a policy blocks it,
+        else the body as the log stores it when that is redacted (the cache keeps it for hits). A
+        compat step's body is scanned as the client gets it (in OpenAI format); the log keeps the
         provider's body, redacted."""
         detector = self.config.response
         if detector is None:
-            return
+            return None
         translation = self.translations[index] if index < len(self.translations) else None
         scanned, kind = (translation.response(status, body), _JSON) if translation else (body, content_type)
         extracted = extract_body(scanned, kind, response=True)
         if extracted is None:
-            return
+            return None
         matches = detector.scan(extracted.text)
         if not matches:
-            return
+            return None
         record = log.record
         secrets = {extracted.text[m.start : m.end]: m.entry_id for m in matches}
         redacted = redact_stored(body, content_type, secrets, True)
@@ -100,6 +101,7 @@ class RequestDlp:
             error = ResponseBlockedByDlp(self.findings.header(), context=context)
             log.finish(error.status, False, f"{error.code}: {error.message}")
             raise error
+        return redacted
 
     def record_findings(self, record: LogRecord) -> None:
         record.dlp = self.findings.log_json()

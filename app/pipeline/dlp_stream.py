@@ -57,6 +57,9 @@ class DlpStream(UpstreamStream):
         assert detector is not None
         self._dlp, self._context = dlp, context
         self._translator = translator
+        # The cache keeps the upstream's headers, not the `cf-aig-dlp` the run adds to the
+        # client's: a hit is not checked (dlp.md §4), so it carries no finding of this answer.
+        self._headers = list(self._headers)
         self._detector: ProfileSetDetector = detector
         self._holdback = max(holdback, DECISION_CHARS)
         self._positions = [0] * detector.size
@@ -164,6 +167,10 @@ class DlpStream(UpstreamStream):
         cut = min(self._positions) - _KEEP_BEFORE - base
         if cut > 4096:  # drop text the detectors are done with, in large steps
             self._text, self._base = self._text[cut:], base + cut
+
+    def _log_copy(self) -> bytes | None:
+        """The redacted events the row stored, for the rows of this stream's cache hits."""
+        return self._record.response_head if self._dlp.findings.has("RESPONSE") else None
 
     def _release(self, held: _Held, send: bool = True) -> None:
         self._record.response_head = self._log_head(held)

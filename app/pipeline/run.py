@@ -206,7 +206,9 @@ class Pipeline:
         record.cached = True
         record.attempts = 0
         record.response_content_type = content_type
-        record.add_response_bytes(cached.body)
+        # A hit is not checked by DLP again; its row stores the body as the miss's row did.
+        record.add_response_bytes(cached.body if cached.log_body is None else cached.log_body)
+        record.response_size = len(cached.body)
         record.mark_first_byte()
         log.finish(cached.status, True)
         meta = run.meta(cached.status, "HIT", content_type)
@@ -274,13 +276,14 @@ class Pipeline:
         meta.upstream_ms = (time.perf_counter() - upstream_started) * 1000
         log.record.add_response_bytes(body)
         log.record.full_body = body  # a reference, not a copy; usage is read by the log writer
+        redacted = None
         if ok and run.dlp is not None:
-            run.dlp.check_response(status, body, content_type, log, run.index, run.error_context())
+            redacted = run.dlp.check_response(status, body, content_type, log, run.index, run.error_context())
         log.finish(status, ok)
         if not ok and not run.is_last:
             return None
         if ok and slot is not None:
-            await slot.store(CachedResponse(status, tuple(headers), body))
+            await slot.store(CachedResponse(status, tuple(headers), body, log_body=redacted))
         return GatewayResult(status, headers, meta, body=body)
 
     def _held_stream(

@@ -17,7 +17,7 @@ import pytest
 
 from tests.dlp.test_dlp_gateway import POLICIES, SECRET
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.helpers import ACCT, Api, api_client, running_gateway, sse_events
+from tests.support.helpers import ACCT, Api, api_client, openai_step, running_gateway, sse_events
 from tests.support.server_thread import Receive, Scope, Send, ServerThread
 
 CLAUDE = "anthropic/claude-3-5-haiku-latest"
@@ -269,3 +269,48 @@ def test_a_flagged_split_stream_is_relayed_whole_and_logged_without_the_secret(s
     # The provider's event that held the secret: no character of it kept (its text is not the
     # client's, so the match has no place in it); the others as they came.
     assert parts == [["hello "], ["[REDACTED:api_keys.openai]"] * 2, [" and the rest"]]
+
+
+# ---- cache hits: no response check, and the stored body of the hit redacted as the miss's was ----
+
+
+@pytest.fixture(scope="module")
+def redis_api(
+    tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream, redis_url: str
+) -> Iterator[Api]:
+    """The cache in Redis (entries are apart by gateway id: nothing is flushed)."""
+    with (
+        running_gateway(
+            tmp_path_factory.mktemp("dlp-redis"), fake_upstream.url, redis_url=redis_url
+        ) as server,
+        api_client(server) as client,
+    ):
+        yield client
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+@pytest.mark.parametrize("model", ["native", CLAUDE], ids=["native", "compat"])
+@pytest.mark.parametrize("backend", ["api", "redis_api"], ids=["memory", "redis"])
+def test_the_hit_of_a_flagged_answer_stores_it_redacted(
+    request: pytest.FixtureRequest, backend: str, model: str, stream: bool
+) -> None:
+    api: Api = request.getfixturevalue(backend)
+    gateway = api.new_gateway(dlp=FLAG_ONLY, cache_ttl=60)
+    text = {"x-fake-text": f"the key is {SECRET} {gateway}"}
+    if model == "native":
+        step = openai_step(text, stream=stream)
+        responses = [api.universal(gateway, step) for _ in range(2)]
+    else:
+        responses = [_compat(api, gateway, model, text, stream=stream) for _ in range(2)]
+    miss, hit = responses
+    assert (miss.headers["cf-aig-cache-status"], hit.headers["cf-aig-cache-status"]) == ("MISS", "HIT")
+    assert SECRET in hit.text  # FLAG: the client gets the answer, from the cache too
+    assert "cf-aig-dlp" in miss.headers and "cf-aig-dlp" not in hit.headers  # no check on hits
+    rows = api.db().wait_gateway(gateway, 2)
+    assert sorted(row["cached"] for row in rows) == [False, True]
+    for row in rows:
+        assert SECRET.encode() not in row["response_body"], row["cached"]
+        assert b"[REDACTED:api_keys.openai]" in row["response_body"]
+    hit_row = next(row for row in rows if row["cached"])
+    miss_row = next(row for row in rows if not row["cached"])
+    assert hit_row["response_size"] == miss_row["response_size"]
