@@ -65,6 +65,7 @@ class DlpStream(UpstreamStream):
         self._positions = [0] * detector.size
         self._text, self._base, self._total = "", 0, 0
         self._raw = b""
+        self._head = b""  # the events as the log keeps them (redacted), up to its body limit
         self._held: deque[_Held] = deque()
         self._ready: deque[bytes] = deque()
         self._matches: list[Match] = []
@@ -169,24 +170,26 @@ class DlpStream(UpstreamStream):
             self._text, self._base = self._text[cut:], base + cut
 
     def _log_copy(self) -> bytes | None:
-        """The redacted events the row stored, for the rows of this stream's cache hits."""
-        return self._record.response_head if self._dlp.findings.has("RESPONSE") else None
+        """The redacted events, for the rows of this stream's cache hits (which may keep payloads
+        where this row does not)."""
+        return self._head if self._dlp.findings.has("RESPONSE") else None
 
     def _release(self, held: _Held, send: bool = True) -> None:
-        self._record.response_head = self._log_head(held)
+        self._head = self._log_head(held)
+        if self._record.keep_payload:
+            self._record.response_head = self._head
         if send and held.out:
             self._ready.append(held.out)
         self._matches = [m for m in self._matches if m.end > held.end]
 
     def _log_head(self, held: _Held) -> bytes:
-        record = self._record
         overlapping = [m for m in self._matches if m.start < held.end and m.end > held.start]
         raw = held.raw
         if overlapping and raw:
             name = b"event: " + held.name + b"\n" if held.name is not None else b""
             raw = name + b"data: " + _redacted(held, overlapping) + b"\n\n"
-        room = record.body_limit - len(record.response_head)
-        return record.response_head + raw[:room] if room > 0 and record.keep_payload else record.response_head
+        room = self._record.body_limit - len(self._head)
+        return self._head + raw[:room] if room > 0 else self._head
 
     async def _block(self) -> None:
         while self._held:  # logged redacted, never sent

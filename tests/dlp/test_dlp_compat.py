@@ -314,3 +314,16 @@ def test_the_hit_of_a_flagged_answer_stores_it_redacted(
     hit_row = next(row for row in rows if row["cached"])
     miss_row = next(row for row in rows if not row["cached"])
     assert hit_row["response_size"] == miss_row["response_size"]
+
+
+def test_a_hit_keeps_the_redacted_stream_even_when_the_miss_kept_no_payload(api: Api) -> None:
+    gateway = api.new_gateway(dlp=FLAG_ONLY, cache_ttl=60)
+    step = openai_step({"x-fake-text": f"the key is {SECRET} {gateway}"}, stream=True)
+    miss = api.universal(gateway, step, headers={"cf-aig-collect-log-payload": "false"})
+    hit = api.universal(gateway, step)
+    assert (miss.headers["cf-aig-cache-status"], hit.headers["cf-aig-cache-status"]) == ("MISS", "HIT")
+    rows = {row["cached"]: row for row in api.db().wait_gateway(gateway, 2)}
+    assert rows[False]["response_body"] is None
+    stored = rows[True]["response_body"]
+    assert b"[REDACTED:api_keys.openai]" in stored and SECRET.encode() not in stored
+    assert gateway.encode() in stored  # the rest of the answer, as the miss would have stored it
