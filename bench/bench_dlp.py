@@ -1,15 +1,20 @@
 """DLP costs: the scan of a prompt with all eight profiles at 4 KiB, 64 KiB and 1 MiB (linear),
-a gateway without DLP (nothing to pay: the config holds None and the run skips it), and the
+for ordinary prose and for text made mostly of dates and numbers (a CSV or log export: the numeric
+detectors' worst ordinary case), in interleaved rounds (median and spread: the machine may be
+shared); a gateway without DLP (nothing to pay: the config holds None and the run skips it), and the
 stream hold-back: how many characters an event waits and the time-to-first-token it adds on a
 stream like the fake provider's default one.
 
-    .venv/bin/python bench/bench_dlp.py
+    .venv/bin/python bench/bench_dlp.py [rounds]
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
+import statistics
+import sys
 import time
 import timeit
 
@@ -28,14 +33,46 @@ def prompt(size: int) -> str:
     return (PARAGRAPH * (size // len(PARAGRAPH) + 1))[:size]
 
 
-def scan_cost() -> None:
+def numbers(size: int) -> str:
+    """Lines of a log or CSV export: a date and time, amounts, counts, ids (no finding in it)."""
+    rng = random.Random(7)
+    lines: list[str] = []
+    total = 0
+    while total < size:
+        line = (
+            f"{rng.randint(2019, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} "
+            f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}, "
+            f"{rng.randint(1, 99999)}.{rng.randint(0, 99):02d}, {rng.randint(1, 999)}, "
+            f"{rng.random():.4f}, id {rng.randint(100000, 9999999)}\n"
+        )
+        lines.append(line)
+        total += len(line)
+    return "".join(lines)[:size]
+
+
+SIZES = ((4096, "4 KiB"), (65536, "64 KiB"), (1 << 20, "1 MiB"))
+
+
+def scan_cost(rounds: int) -> None:
     detector = detector_for(frozenset(PROFILES))
-    for size, label in ((4096, "4 KiB"), (65536, "64 KiB"), (1 << 20, "1 MiB")):
-        text = prompt(size)
-        runs = max(3, 400 * 4096 // size)
-        seconds = min(timeit.repeat(lambda t=text: detector.scan(t), number=runs, repeat=5)) / runs
+    cases = [
+        (kind, label, size, make(size))
+        for size, label in SIZES
+        for kind, make in (("prose", prompt), ("numbers", numbers))
+    ]
+    timings: dict[tuple[str, str], list[float]] = {(kind, label): [] for kind, label, _, _ in cases}
+    for _ in range(rounds):  # each round times every case once: load on the machine hits them alike
+        for kind, label, size, text in cases:
+            runs = max(3, 200 * 4096 // size)
+            seconds = min(timeit.repeat(lambda t=text: detector.scan(t), number=runs, repeat=3)) / runs
+            timings[(kind, label)].append(seconds)
+    for kind, label, size, _ in cases:
+        values = timings[(kind, label)]
+        median = statistics.median(values)
         print(
-            f"scan, all 8 profiles, {label:>6}: {seconds * 1e6:10.1f} us  ({seconds * 1e9 / size:.1f} ns/char)"
+            f"scan, all 8 profiles, {kind:>7} {label:>6}: median {median * 1e6:9.1f} us"
+            f"  (spread {min(values) * 1e6:.1f}-{max(values) * 1e6:.1f}, {rounds} rounds;"
+            f" {median * 1e9 / size:.1f} ns/char)"
         )
 
 
@@ -79,6 +116,6 @@ async def stream_ttft() -> None:
 
 
 if __name__ == "__main__":
-    scan_cost()
+    scan_cost(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
     no_dlp_cost()
     asyncio.run(stream_ttft())

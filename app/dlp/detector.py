@@ -12,11 +12,12 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from app.dlp.profiles import DIGIT_RUNS, PROFILES, Detector
+from app.dlp.profiles import DENSE_MAX_CHARS, DENSE_WINDOW, DIGIT_RUNS, PROFILES, Detector
 
 # The shape of a text: ASCII capitals become `A`, digits `0` (one character each, so positions
 # keep). `\d` in the patterns is any Unicode decimal digit, so those map to `0` as well.
 _ASCII_SHAPE = str.maketrans("BCDEFGHIJKLMNOPQRSTUVWXYZ123456789", "A" * 25 + "0" * 9)
+_NO_SEPARATORS = str.maketrans("", "", " -")
 
 
 class _Text:
@@ -43,16 +44,33 @@ class _Text:
     def digit_runs(self) -> list[int]:
         """Where runs of ASCII digits start: ten substring searches, then a sort."""
         if self._runs is None:
-            text, found = self.text, []
-            for digit in "0123456789":
-                at = text.find(digit)
-                while at >= 0:
-                    if at == 0 or not "0" <= text[at - 1] <= "9":
-                        found.append(at)
-                    at = text.find(digit, at + 1)
-            found.sort()
-            self._runs = found
+            self._runs = self._runs_in(0, len(self.text))
         return self._runs
+
+    def _runs_in(self, start: int, end: int) -> list[int]:
+        text, found = self.text, []
+        for digit in "0123456789":
+            at = text.find(digit, start, end)
+            while at >= 0:
+                if at == 0 or not "0" <= text[at - 1] <= "9":
+                    found.append(at)
+                at = text.find(digit, at + 1, end)
+        found.sort()
+        return found
+
+    def dense_runs(self, pos: int, digits: int) -> list[int]:
+        """The digit runs at `pos` or later in the windows of the text that hold `digits` digits in
+        a row once spaces and dashes are deleted (each window seen with the text a match starting
+        in it can reach). Without any such window, one pass over the shape answers."""
+        shape, zeros = self.shape(), "0" * digits
+        if zeros not in shape[pos:].translate(_NO_SEPARATORS):
+            return []
+        found: list[int] = []
+        for start in range(pos, len(shape), DENSE_WINDOW):
+            end = start + DENSE_WINDOW
+            if zeros in shape[start : end + DENSE_MAX_CHARS].translate(_NO_SEPARATORS):
+                found += self._runs_in(start, end)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +97,8 @@ class _Compiled:
         if self.detector.anchors is DIGIT_RUNS:
             detector = self.detector
             lead = detector.lead
+            if detector.dense:
+                return scanned.dense_runs(pos, detector.dense)
             if detector.shape_starts:
                 return self._shape_starts(scanned, pos)
             if detector.shapes:  # every match holds a shape: none from `pos` on, no match

@@ -15,10 +15,11 @@ from typing import Any
 import orjson
 
 from app.dlp.detector import Match
+from app.dlp.multipart import multipart_texts
 
 # A text field: the container holding it and its key (a dict key or a list index).
 Place = tuple[Any, Any]
-_BINARY_TYPES = ("image/", "audio/", "video/", "application/octet-stream", "multipart/")
+_BINARY_TYPES = ("image/", "audio/", "video/", "application/octet-stream")
 
 
 @dataclass(slots=True)
@@ -60,6 +61,12 @@ def extract_body(body: bytes, content_type: str | None, response: bool) -> Extra
     kind = (content_type or "").lower()
     if not body or any(kind.startswith(prefix) for prefix in _BINARY_TYPES):
         return None
+    if kind.startswith("multipart/"):
+        assert content_type is not None
+        texts = multipart_texts(body, content_type)  # its text parts; binary parts are skipped
+        if texts is None:  # not a whole multipart body: scanned whole, as raw text
+            return Extracted(body.decode("utf-8", "replace"))
+        return Extracted("\n".join(texts)) if texts else None
     stripped = body.lstrip()[:1]
     if "json" in kind or stripped in (b"{", b"["):
         try:

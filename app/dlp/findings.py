@@ -63,6 +63,9 @@ class Findings:
         self.items.sort(key=lambda f: f.check != "REQUEST")  # REQUEST findings first (stable)
         return finding
 
+    def has(self, check: Check) -> bool:
+        return any(f.check == check for f in self.items)
+
     def header(self) -> str | None:
         """The `cf-aig-dlp` value, or None when nothing was found."""
         if not self.items:

@@ -28,6 +28,12 @@ DIGIT_RUNS = ("<digit runs>",)
 # digit written `0`, every ASCII capital `A`) of which every match holds one. A few substring
 # searches then skip a detector whose shapes are absent, or find its candidates directly.
 DECISION_CHARS = MAX_MATCH_CHARS + 1
+# A card number is 13 or more digits with at most single spaces or dashes between them. Text dense
+# in dates and numbers has digit runs and separators everywhere ("2024-03-15 10:42"), so no shape
+# skips the card detector there; with spaces and dashes deleted, though, 13 digits in a row are
+# rare, and a substring search per window of the text finds the few windows that have them.
+DENSE_WINDOW = 256
+DENSE_MAX_CHARS = 64  # longer than any match of a `dense` detector (a card: 37 at most)
 
 # A detector's check gets the matched value and answers the entry id it is, or None (not a finding).
 Classify = Callable[[str], str | None]
@@ -47,6 +53,9 @@ class Detector:
     lead: int = 0  # with DIGIT_RUNS: a match starts this many characters before the run
     shapes: tuple[str, ...] = ()  # with DIGIT_RUNS: shape literals, one of which every match holds
     shape_starts: bool = False  # ... and every match starts with (so they are the candidates)
+    # With DIGIT_RUNS: every match holds this many digits with only spaces and dashes between
+    # them, so candidates are the digit runs of the windows of text that have that (DENSE_WINDOW).
+    dense: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +109,9 @@ PROFILES: dict[str, Profile] = {
             "Credit Card Numbers",
             tuple(Entry(f"credit_card.{brand}", f"{brand.title()} Card Number") for brand in _CARD_BRANDS),
             (
-                # 13 digits in a row, or a separator between two digits: a number, not where it starts.
+                # 13 digits or more, spaces and dashes aside: found by window, not where it starts.
                 Detector(
-                    "credit_card", "credit_card.visa", _CARD, DIGIT_RUNS, classify=credit_card_entry,
-                    shapes=("0" * 13, "0 0", "0-0"),
+                    "credit_card", "credit_card.visa", _CARD, DIGIT_RUNS, classify=credit_card_entry, dense=13
                 ),
             ),
         ),

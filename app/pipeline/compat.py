@@ -43,6 +43,8 @@ def _without(headers: list[tuple[str, str]], names: tuple[str, ...]) -> list[tup
 
 def to_openai_format(translation: Translation, result: GatewayResult) -> GatewayResult:
     if result.stream is not None:
+        if isinstance(result.stream, ComposedStream):
+            return result  # translated already, under the DLP hold-back (dlp_stream.py)
         translator = translation.stream()
         # A provider that already speaks OpenAI: its stream is relayed as it is, not composed.
         if not isinstance(translator, PassThroughStream):

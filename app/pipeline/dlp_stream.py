@@ -6,6 +6,11 @@ The text of each event (`app/dlp/stream_text.py`) is fed in order to the detecto
 matches only where the text after them is all there. A BLOCK ends the stream: before anything
 was sent, as the plain 400 / 2030 answer (`prime`); after, as one terminal error event. The log
 gets each event redacted, as it is released or when the stream ends.
+
+A compat step's stream (`TranslatedDlpStream`) is translated here, event by event, before it is
+scanned and held back: what is scanned is what the client gets (dlp.md §3). Each upstream event
+is held with its translation; the cache copy and the log keep the upstream's events, as they do
+for every stream.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from app.dlp.profiles import DECISION_CHARS
 from app.dlp.stream_text import event_text
 from app.pipeline.dlp import RequestDlp
 from app.pipeline.stream import BROKEN, UpstreamStream
+from app.pipeline.types import ComposedStream
+from app.providers.compat.base import StreamTranslator
 from app.providers.usage import loads_or_none
 
 _KEEP_BEFORE = 80  # text kept before the detectors' positions: look-behinds, an email's local part
@@ -29,25 +36,36 @@ _KEEP_BEFORE = 80  # text kept before the detectors' positions: look-behinds, an
 
 @dataclass(slots=True)
 class _Held:
-    raw: bytes  # the event as the upstream sent it, with its blank line
+    raw: bytes  # the event as the upstream sent it, with its blank line (what the log keeps)
     name: bytes | None
-    extracted: Extracted | None
-    start: int  # its text's span in the stream's text
+    extracted: Extracted | None  # the text of `raw`
+    start: int  # the span in the stream's text of the text the client gets for it
     end: int
+    out: bytes  # what the client gets for it: `raw`, or its translation (perhaps nothing)
+    same_text: bool = True  # `extracted` is the client's text, so match positions carry over
 
 
 class DlpStream(UpstreamStream):
     """Built like `UpstreamStream`, then `with_dlp` before `prime`."""
 
-    def with_dlp(self, dlp: RequestDlp, holdback: int, context: ErrorContext) -> DlpStream:
+    def with_dlp(
+        self, dlp: RequestDlp, holdback: int, context: ErrorContext,
+        translator: StreamTranslator | None = None,
+    ) -> DlpStream:  # fmt: skip
+        """`translator`: a compat step's, whose output is what is held back, scanned and sent."""
         detector = dlp.config.response
         assert detector is not None
         self._dlp, self._context = dlp, context
+        self._translator = translator
+        # The cache keeps the upstream's headers, not the `cf-aig-dlp` the run adds to the
+        # client's: a hit is not checked (dlp.md §4), so it carries no finding of this answer.
+        self._headers = list(self._headers)
         self._detector: ProfileSetDetector = detector
         self._holdback = max(holdback, DECISION_CHARS)
         self._positions = [0] * detector.size
         self._text, self._base, self._total = "", 0, 0
         self._raw = b""
+        self._head = b""  # the events as the log keeps them (redacted), up to its body limit
         self._held: deque[_Held] = deque()
         self._ready: deque[bytes] = deque()
         self._matches: list[Match] = []
@@ -83,6 +101,8 @@ class DlpStream(UpstreamStream):
             if self._raw.strip():
                 self._add_event(self._raw + b"\n\n")
             self._raw = b""
+            if self._translator is not None:  # what ends the OpenAI stream: finish, usage, [DONE]
+                self._hold(b"", None, None, self._translator.close())
             await self._decide(None)
             return
         self._observe(chunk)
@@ -117,11 +137,17 @@ class DlpStream(UpstreamStream):
         if data is not None and b"sage" in data:
             self._usage.absorb(loads_or_none(data))
         extracted = event_text(data) if data is not None else None
+        out = raw if self._translator is None else self._translator.feed(raw)
+        self._hold(raw, name, extracted, out)
+
+    def _hold(self, raw: bytes, name: bytes | None, extracted: Extracted | None, out: bytes) -> None:
+        own = extracted.text if extracted is not None else ""
+        text = own if out is raw else _text_of(out)
         start = self._total
-        if extracted is not None:
-            self._text += extracted.text
-            self._total += len(extracted.text)
-        self._held.append(_Held(raw, name, extracted, start, self._total))
+        self._text += text
+        self._total += len(text)
+        same = out is raw or own == text
+        self._held.append(_Held(raw, name, extracted, start, self._total, out, same))
 
     async def _decide(self, decided_before: int | None) -> None:
         """Scan what is decidable, stop on a BLOCK, release the events all of whose matches are known."""
@@ -143,22 +169,27 @@ class DlpStream(UpstreamStream):
         if cut > 4096:  # drop text the detectors are done with, in large steps
             self._text, self._base = self._text[cut:], base + cut
 
+    def _log_copy(self) -> bytes | None:
+        """The redacted events, for the rows of this stream's cache hits (which may keep payloads
+        where this row does not)."""
+        return self._head if self._dlp.findings.has("RESPONSE") else None
+
     def _release(self, held: _Held, send: bool = True) -> None:
-        self._record.response_head = self._log_head(held)
-        if send:
-            self._ready.append(held.raw)
+        self._head = self._log_head(held)
+        if self._record.keep_payload:
+            self._record.response_head = self._head
+        if send and held.out:
+            self._ready.append(held.out)
         self._matches = [m for m in self._matches if m.end > held.end]
 
     def _log_head(self, held: _Held) -> bytes:
-        record = self._record
         overlapping = [m for m in self._matches if m.start < held.end and m.end > held.start]
         raw = held.raw
-        if overlapping and held.extracted is not None:
-            shifted = [Match(m.entry_id, m.start - held.start, m.end - held.start) for m in overlapping]
+        if overlapping and raw:
             name = b"event: " + held.name + b"\n" if held.name is not None else b""
-            raw = name + b"data: " + held.extracted.redacted(shifted) + b"\n\n"
-        room = record.body_limit - len(record.response_head)
-        return record.response_head + raw[:room] if room > 0 and record.keep_payload else record.response_head
+            raw = name + b"data: " + _redacted(held, overlapping) + b"\n\n"
+        room = self._record.body_limit - len(self._head)
+        return self._head + raw[:room] if room > 0 else self._head
 
     async def _block(self) -> None:
         while self._held:  # logged redacted, never sent
@@ -168,6 +199,34 @@ class DlpStream(UpstreamStream):
         self._dlp.record_findings(self._record)
         await self._end(None, f"{error.code}: {error.message}")
         raise error
+
+
+class TranslatedDlpStream(DlpStream, ComposedStream):
+    """A compat step's stream (built with its translator): OpenAI chunks the gateway composed, so
+    the transports send them as such (with pings), and `to_openai_format` leaves them be."""
+
+
+def _redacted(held: _Held, matches: list[Match]) -> bytes:
+    """The data of a logged event with the matches that touch it redacted: at their places when
+    its text is the client's, else (its translation reworded it) all of its text."""
+    extracted = held.extracted
+    if extracted is None:  # its text, if any, is in no field we know: none of it is kept
+        return f"[REDACTED:{matches[0].entry_id}]".encode()
+    if held.same_text:
+        start = held.start
+        return extracted.redacted([Match(m.entry_id, m.start - start, m.end - start) for m in matches])
+    return extracted.redacted([Match(matches[0].entry_id, 0, len(extracted.text))])
+
+
+def _text_of(out: bytes) -> str:
+    """The client's text in translated events (whole ones: the translators write no partial event)."""
+    texts: list[str] = []
+    for raw in out.split(b"\n\n"):
+        _, data = _parse(raw)
+        extracted = event_text(data) if data is not None else None
+        if extracted is not None:
+            texts.append(extracted.text)
+    return "".join(texts)
 
 
 def _parse(raw: bytes) -> tuple[bytes | None, bytes | None]:

@@ -21,7 +21,7 @@ from app.pipeline.collaborators import GatewaySource, PipelineMetrics, ProviderS
 from app.pipeline.compat import compat_error_result, to_openai_format
 from app.pipeline.credentials import provider_key_header
 from app.pipeline.dlp import RequestDlp
-from app.pipeline.dlp_stream import DlpStream
+from app.pipeline.dlp_stream import DlpStream, TranslatedDlpStream
 from app.pipeline.recording import Recorder, StepLog
 from app.pipeline.request_checks import check_steps
 from app.pipeline.retry import send_with_retries
@@ -101,6 +101,8 @@ class Pipeline:
             if request.request_type == "rest":
                 raise  # the REST surface answers its own errors in the v4 envelope
             return compat_error_result(error, request.options.event_id)
+        if dlp is not None:
+            dlp.translations = translations  # responses are checked as the client gets them
         # 2008 before any call; `custom-{slug}` resolves through the account's custom providers.
         providers = [
             await self._providers.provider(request.account_id, step.provider) for step in request.steps
@@ -204,7 +206,9 @@ class Pipeline:
         record.cached = True
         record.attempts = 0
         record.response_content_type = content_type
-        record.add_response_bytes(cached.body)
+        # A hit is not checked by DLP again; its row stores the body as the miss's row did.
+        record.add_response_bytes(cached.body if cached.log_body is None else cached.log_body)
+        record.response_size = len(cached.body)
         record.mark_first_byte()
         log.finish(cached.status, True)
         meta = run.meta(cached.status, "HIT", content_type)
@@ -257,9 +261,8 @@ class Pipeline:
             keep = self._settings.cache_max_entry_bytes
             limit = self._settings.max_sse_event_bytes
             if run.dlp is not None and run.dlp.checks_responses:
-                held = DlpStream(response, headers, log, slot, keep, limit)
-                holdback = self._settings.dlp_stream_holdback_chars
-                await held.with_dlp(run.dlp, holdback, run.error_context()).prime()
+                held = self._held_stream(run, response, headers, log, slot)
+                await held.prime()
                 return GatewayResult(status, headers, meta, stream=held)
             stream = UpstreamStream(response, headers, log, slot, keep, limit)
             return GatewayResult(status, headers, meta, stream=stream)
@@ -273,14 +276,32 @@ class Pipeline:
         meta.upstream_ms = (time.perf_counter() - upstream_started) * 1000
         log.record.add_response_bytes(body)
         log.record.full_body = body  # a reference, not a copy; usage is read by the log writer
+        redacted = None
         if ok and run.dlp is not None:
-            run.dlp.check_response(body, content_type, log, run.error_context())
+            redacted = run.dlp.check_response(status, body, content_type, log, run.index, run.error_context())
         log.finish(status, ok)
         if not ok and not run.is_last:
             return None
         if ok and slot is not None:
-            await slot.store(CachedResponse(status, tuple(headers), body))
+            await slot.store(CachedResponse(status, tuple(headers), body, log_body=redacted))
         return GatewayResult(status, headers, meta, body=body)
+
+    def _held_stream(
+        self,
+        run: StepRun,
+        response: UpstreamResponse,
+        headers: list[tuple[str, str]],
+        log: StepLog,
+        slot: CacheSlot | None,
+    ) -> DlpStream:
+        """The stream under a response DLP policy; a compat step's is translated before the hold-back."""
+        assert run.dlp is not None
+        keep, limit = self._settings.cache_max_entry_bytes, self._settings.max_sse_event_bytes
+        translator = run.dlp.stream_translator(run.index)
+        held = DlpStream if translator is None else TranslatedDlpStream
+        stream = held(response, headers, log, slot, keep, limit)
+        holdback = self._settings.dlp_stream_holdback_chars
+        return stream.with_dlp(run.dlp, holdback, run.error_context(), translator)
 
     def _failed(self, run: StepRun, log: StepLog, message: str, *, timed_out: bool) -> None:
         """Log a step that got no usable response; on the last step, raise 2012 or 2005."""

@@ -95,7 +95,11 @@ class UpstreamStream:
             return
         whole = tuple(chunks)
         status, headers = self._response.status_code, tuple(self._headers)
-        await self._slot.store(CachedResponse(status, headers, b"".join(whole), whole))
+        await self._slot.store(CachedResponse(status, headers, b"".join(whole), whole, self._log_copy()))
+
+    def _log_copy(self) -> bytes | None:
+        """What a cache hit's row stores instead of the cached body (DLP's redacted copy)."""
+        return None
 
     async def aclose(self) -> None:
         """Ends a stream the transport stopped reading (client gone, cancel): logged as failed."""

@@ -22,3 +22,17 @@ async def test_memory_cache_bounds_and_expiry() -> None:
     assert await cache.get("a") is None and await cache.get("b") is not None
     await cache.set("c", CachedResponse(200, (), b"z"), 0)
     assert await cache.get("c") is None
+
+
+def test_redis_entries_carry_the_log_copy_and_read_older_entries() -> None:
+    from app.services.cache.redis import decode, encode
+
+    stream = CachedResponse(
+        200, (("content-type", "text/event-stream"),), b"ab\ncd", (b"ab", b"\ncd"), b"[R]"
+    )
+    assert decode(encode(stream)) == stream
+    body = CachedResponse(200, (), b'{"a": 1}', None, b'{"a": "[REDACTED:x]"}')
+    assert decode(encode(body)) == body
+    assert decode(b'{"s":200,"h":[],"c":null}\n{"a": 1}') == CachedResponse(
+        200, (), b'{"a": 1}'
+    )  # before log copies

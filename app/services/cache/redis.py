@@ -20,18 +20,26 @@ WAIT_POLL_S = 0.02
 
 
 def encode(value: CachedResponse) -> bytes:
-    """A JSON head line (status, headers, chunk lengths) then the raw body bytes."""
-    head = {
+    """A JSON head line (status, headers, chunk lengths, the log copy's length) then the raw body
+    bytes, then those of the log copy (entries written without one read as before)."""
+    head: dict[str, Any] = {
         "s": value.status,
         "h": value.headers,
         "c": [len(c) for c in value.chunks] if value.chunks is not None else None,
     }
-    return orjson.dumps(head) + b"\n" + value.body
+    if value.log_body is None:
+        return orjson.dumps(head) + b"\n" + value.body
+    head["l"] = len(value.log_body)
+    return orjson.dumps(head) + b"\n" + value.body + value.log_body
 
 
 def decode(raw: bytes) -> CachedResponse:
     head_raw, _, body = raw.partition(b"\n")
     head = orjson.loads(head_raw)
+    log_body = None
+    if head.get("l") is not None:
+        cut = len(body) - int(head["l"])
+        body, log_body = body[:cut], body[cut:]
     chunks = None
     if head["c"] is not None:
         pieces, offset = [], 0
@@ -40,7 +48,7 @@ def decode(raw: bytes) -> CachedResponse:
             offset += length
         chunks = tuple(pieces)
     headers = tuple((str(k), str(v)) for k, v in head["h"])
-    return CachedResponse(int(head["s"]), headers, body, chunks)
+    return CachedResponse(int(head["s"]), headers, body, chunks, log_body)
 
 
 class RedisCache:

@@ -14,10 +14,14 @@ class CachedResponse:
     headers: tuple[tuple[str, str], ...]
     body: bytes  # the whole body; for a stream, every chunk joined
     chunks: tuple[bytes, ...] | None = None  # a stream, replayed chunk by chunk
+    # The body as the miss's log row stored it, when that differs: DLP redacted matched text in
+    # it. A hit is not checked again (dlp.md §4), and its row stores this copy, never the secret.
+    log_body: bytes | None = None
 
     @property
     def size(self) -> int:
-        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers) + 64
+        extra = len(self.log_body) if self.log_body is not None else 0
+        return len(self.body) + extra + sum(len(k) + len(v) for k, v in self.headers) + 64
 
 
 # What a store that could not be reached (Redis down) adds to the caller's `notes`: the request
