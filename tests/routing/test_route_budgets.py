@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,10 +34,13 @@ MAX_TOKENS = 100_000
 BODY = orjson.dumps({"model": "dynamic/r", "messages": [USER], "max_tokens": MAX_TOKENS})
 
 
-def estimate_nano(provider: str = "openai", name: str = "gpt-4o-mini") -> int:
+STREAM = orjson.dumps({"model": "dynamic/r", "messages": [USER], "max_tokens": MAX_TOKENS, "stream": True})
+
+
+def estimate_nano(provider: str = "openai", name: str = "gpt-4o-mini", body: bytes = BODY) -> int:
     prices = prices_of(provider, name, None)
     assert prices is not None
-    return math.ceil((len(BODY) * prices[0] + MAX_TOKENS * prices[1]) * NANO)
+    return math.ceil((len(body) * prices[0] + MAX_TOKENS * prices[1]) * NANO)
 
 
 def budget(limit_nano: float, key: str = "", fallback: str | None = None) -> dict[str, Any]:
@@ -106,6 +110,29 @@ def test_a_route_without_an_answer_gives_the_reservation_back(mgmt: Mgmt, gw: st
     failed = send(url, mgmt.account, gw, token, **{"x-fake-status": "500"})
     assert failed.status_code == 500  # the model's own error, nothing charged
     assert send(url, mgmt.account, gw, token).status_code == 200  # the whole budget was free again
+
+
+def test_a_stream_settles_when_it_ends(mgmt: Mgmt, gw: str, token: str) -> None:
+    # One and a half estimates: the second call fits only once the first one's reservation has
+    # been replaced by its (much smaller) real cost, at the end of its stream.
+    new_route(
+        mgmt,
+        gw,
+        [
+            start("budget"),
+            budget(1.5 * estimate_nano(body=STREAM)),
+            model("m1", "openai", "gpt-4o-mini"),
+            END,
+        ],
+    )
+    url = mgmt.server.url
+    streamed = send(url, mgmt.account, gw, token, STREAM)
+    assert streamed.status_code == 200 and b"data: [DONE]" in streamed.content
+    deadline = time.monotonic() + 5  # the gateway closes the stream a moment after the client has it
+    while (answer := send(url, mgmt.account, gw, token, STREAM)).status_code == 429:
+        assert time.monotonic() < deadline, "the stream's reservation was never settled"
+        time.sleep(0.05)
+    assert answer.status_code == 200
 
 
 def test_over_budget_takes_the_fallback(mgmt: Mgmt, gw: str, token: str, upstream: FakeUpstream) -> None:
