@@ -84,7 +84,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics = Metrics()
     routes = RouteCache(sessions, config_ttl)
     tracer = build_tracer(settings, client, os.environ)
-    spend_store = spend_store_for(redis)
+    spend_store = spend_store_for(settings)
     spend = SpendGuard.from_settings(settings, spend_store)
     pipeline = Pipeline(
         settings, client, config_cache, account_providers, cache, limiter, sink, metrics,
@@ -117,7 +117,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await invalidation.stop()
-        await spend_store.drain()  # settlements still being sent, before their log rows are written
+        await spend_store.aclose()  # settlements still being sent, before their log rows are written
         await sink.stop()
         await tracer.stop()
         await metrics.stop()

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # (open) or refuse them with 503 (closed); the output bound of calls whose body sets none.
     spend_limit_fail_open: bool = False
     spend_default_max_output_tokens: int = Field(default=4096, ge=0)
+    # The spend store's Redis connection: no reply (or no connection) within this many seconds
+    # is the store being down, so the fail-open setting decides.
+    spend_redis_timeout_s: float = Field(default=1.0, gt=0)
 
     # Request limits.
     max_body_bytes: int = 10 * 1024 * 1024

@@ -48,6 +48,7 @@ class RouteRequest:
     event_id: str
     view: RequestView
     split_key: str
+    size: int  # the client's body in bytes (cost limits estimate with it)
 
     def tag(self, element_id: str | None) -> RouteTag:
         graph = self.graph

@@ -22,10 +22,10 @@ from app.core.errors import (
     MalformedRequest,
     NoProviderResponse,
     RateLimited,
+    ServiceUnavailable,
     UnknownProvider,
 )  # fmt: skip
 from app.core.ids import new_log_id
-from app.core.notes import Notes
 from app.logs.record import LogRecord
 from app.pipeline.collaborators import GatewaySource, PipelineMetrics, ProviderSource
 from app.pipeline.compat import compat_error_result
@@ -38,7 +38,7 @@ from app.pipeline.route_call import (
     metered,
     without_credentials,
 )
-from app.pipeline.route_limits import RouteLimits, counter_key
+from app.pipeline.route_limits import Held, RouteLimits, counter_key
 from app.pipeline.step import assign_ids
 from app.pipeline.types import GatewayRequest, GatewayResult, Step
 from app.providers.compat.base import CompatRequestError, parse_request
@@ -78,13 +78,13 @@ class RouteExecutor:
     def __init__(
         self, routes: RouteCache, gateways: GatewaySource, admin_token: str | None,
         providers: ProviderSource, limiter: RateLimiter, recorder: Recorder, metrics: PipelineMetrics,
-        run_step: RunStep,
+        run_step: RunStep, limits: RouteLimits,
     ) -> None:  # fmt: skip
         self._routes = routes
         self._gateways = gateways
         self._admin_token = admin_token
         self._gateway_limiter = limiter
-        self._limits = RouteLimits(limiter)
+        self._limits = limits
         self._recorder = recorder
         self._metrics = metrics
         self._caller = ModelCaller(providers, run_step, recorder)
@@ -136,48 +136,57 @@ class RouteExecutor:
         tried = 0
         answer: GatewayResult | None = None  # the last upstream error answer
         failure: GatewayError | None = None  # the last gateway error
-        budgets: list[tuple[Limit, str]] = []  # cost limits passed: settled with what follows
-        for _ in range(len(elements) + 1):  # a validated graph is acyclic
-            element = elements[current]
-            if isinstance(element, Start):
-                current = element.next
-            elif isinstance(element, Conditional):
-                current = element.if_true if element.predicate(route.view) else element.if_false
-            elif isinstance(element, Percentage):
-                u = split_fraction(request.gateway_id, graph.name, element.id, route.split_key)
-                current = pick_branch(element.thresholds, element.otherwise, u) or element.thresholds[-1][1]
-            elif isinstance(element, Limit):
-                key = counter_key(request.account_id, request.gateway_id, graph, element, route.view)
-                refused = await self._limits.admit(element, key, Notes())
-                if refused is None:
-                    if element.limit_type == "cost":
-                        budgets.append((element, key))
-                    current = element.success
-                else:
-                    failure, current = refused, element.fallback
-            elif isinstance(element, ModelCall):
-                log_id = request.log_id if tried == 0 and request.log_id else new_log_id()
-                outcome = await self._caller.call(route, element, tried, log_id)
-                tried += 1
-                if isinstance(outcome, GatewayResult) and 200 <= outcome.status < 300:
-                    return self._answered(route, element, outcome, budgets)
-                if isinstance(outcome, GatewayResult):
-                    answer, failure = _labelled(route, element, outcome), None
-                else:
-                    failure, answer = outcome, None
-                current = element.fallback
-            elif isinstance(element, End):
-                break
-        return self._no_success(route, answer, failure, tried)
+        budgets: list[Held] = []  # cost limits passed: reserved, settled with what follows
+        try:
+            for _ in range(len(elements) + 1):  # a validated graph is acyclic
+                element = elements[current]
+                if isinstance(element, Start):
+                    current = element.next
+                elif isinstance(element, Conditional):
+                    current = element.if_true if element.predicate(route.view) else element.if_false
+                elif isinstance(element, Percentage):
+                    u = split_fraction(request.gateway_id, graph.name, element.id, route.split_key)
+                    current = (
+                        pick_branch(element.thresholds, element.otherwise, u) or element.thresholds[-1][1]
+                    )
+                elif isinstance(element, Limit):
+                    key = counter_key(request.account_id, request.gateway_id, graph, element, route.view)
+                    try:
+                        outcome = await self._limits.admit(graph, element, key, route.body, route.size)
+                    except ServiceUnavailable as down:  # the spend store, failing closed
+                        raise self._ended(route, down, tried) from None
+                    if isinstance(outcome, GatewayError):
+                        failure, current = outcome, element.fallback
+                    else:
+                        if outcome is not None:
+                            budgets.append(outcome)
+                        current = element.success
+                elif isinstance(element, ModelCall):
+                    log_id = request.log_id if tried == 0 and request.log_id else new_log_id()
+                    called = await self._caller.call(route, element, tried, log_id)
+                    tried += 1
+                    if isinstance(called, GatewayResult) and 200 <= called.status < 300:
+                        handed, budgets = budgets, []  # the answer's meter settles them
+                        return self._answered(route, element, called, handed)
+                    if isinstance(called, GatewayResult):
+                        answer, failure = _labelled(route, element, called), None
+                    else:
+                        failure, answer = called, None
+                    current = element.fallback
+                elif isinstance(element, End):
+                    break
+            return self._no_success(route, answer, failure, tried)
+        finally:
+            if budgets:  # no answer (or the walk failed): nothing after them was charged
+                self._limits.settle(budgets, 0.0)
 
     def _answered(
-        self, route: RouteRequest, element: ModelCall, result: GatewayResult, budgets: list[tuple[Limit, str]]
+        self, route: RouteRequest, element: ModelCall, result: GatewayResult, budgets: list[Held]
     ) -> GatewayResult:
         if budgets:
 
             def settle(cost: float) -> None:
-                for limit, key in budgets:
-                    self._limits.settle(limit, key, cost)
+                self._limits.settle(budgets, cost)
 
             result = metered(result, CostMeter(element.provider, element.model, settle))
         return _labelled(route, element, result)
@@ -256,7 +265,9 @@ def _route_request(
     headers = {name.lower(): value for name, value in step.headers}
     view = RequestView(options.metadata or {}, headers, body)
     split_key = options.routing_key or log_id
-    return RouteRequest(request, gateway, graph, body, step.headers, options, event_id, view, split_key)
+    return RouteRequest(
+        request, gateway, graph, body, step.headers, options, event_id, view, split_key, len(step.body)
+    )
 
 
 def _latin1(value: str) -> str:

@@ -84,7 +84,8 @@ class Pipeline:
         self.recorder = Recorder(sink, metrics, settings.log_body_max_bytes, tracer)
         self._cache_slots = CacheSlots(cache)
         self.routes = None if routes is None else RouteExecutor(
-            routes, gateways, settings.admin_token, providers, limiter, self.recorder, metrics, self._run_step
+            routes, gateways, settings.admin_token, providers, limiter, self.recorder, metrics,
+            self._run_step, self._spend.route_limits(limiter),
         )  # fmt: skip
 
     async def run(self, request: GatewayRequest) -> GatewayResult:

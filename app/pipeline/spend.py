@@ -17,11 +17,13 @@ from app.core.ids import new_log_id
 from app.core.settings import Settings
 from app.logs.record import LogRecord
 from app.pipeline.recording import StepLog
+from app.pipeline.route_limits import RouteLimits
 from app.pipeline.spend_estimate import estimate_call
 from app.pipeline.step import StepRun
 from app.providers.cost import cost_of, prices_of
 from app.providers.usage import usage_from_body
 from app.services.config import GatewayConfig
+from app.services.ratelimit import RateLimiter
 from app.services.spend.rules import NANO_PER_USD, CallFacts, SpendRule
 from app.services.spend.store import Bucket, SpendStore, SpendStoreUnavailable
 
@@ -70,6 +72,10 @@ class SpendGuard:
         self._fail_open = fail_open
         self._lease_s = lease_s
         self._default_max_output = default_max_output
+
+    def route_limits(self, limiter: RateLimiter) -> RouteLimits:
+        """The `rate` elements of dynamic routes: cost limits in this store, on the same terms."""
+        return RouteLimits(limiter, self._store, self._fail_open, self._lease_s, self._default_max_output)
 
     @classmethod
     def from_settings(cls, settings: Settings, store: SpendStore) -> SpendGuard:

@@ -25,7 +25,7 @@ class CallEstimate:
     estimate: int  # nano-USD, rounded up: never below what the call may cost
 
 
-def _output_bound(document: Any) -> int | None:
+def output_bound(document: Any) -> int | None:
     if not isinstance(document, dict):
         return None
     for key in _OUTPUT_BOUNDS:
@@ -59,7 +59,7 @@ def estimate_call(run: StepRun, default_max_output: int) -> CallEstimate | None:
         return None
     out_max = 0
     if not _is_embedding(step.endpoint):
-        bound = _output_bound(loads_or_none(step.body)) if step.body else None
+        bound = output_bound(loads_or_none(step.body)) if step.body else None
         if bound is None:
             bound = output_bounds().get((provider, model or ""), default_max_output)
         out_max = bound

@@ -1,6 +1,6 @@
-"""Dynamic routes in the cases the traffic tests leave out (routing.md §3.3, §5): a `cost` limit per
-key, a `dynamic/…` model in a WebSocket `universal.create` compat step, a streamed completion, and
-a model element's timeout moving on to its fallback."""
+"""Dynamic routes in the cases the traffic tests leave out (routing.md §5): a `dynamic/…` model in a
+WebSocket `universal.create` compat step, a streamed completion, and a model element's timeout
+moving on to its fallback. Cost limits are in test_route_budgets.py."""
 
 from __future__ import annotations
 
@@ -17,43 +17,6 @@ from tests.support.fake_upstream import FakeUpstream
 from tests.support.helpers import unique
 from tests.support.management import Mgmt
 from tests.support.ws import ws_session, ws_url
-
-
-def _wait_spent(sdk: openai.OpenAI, headers: dict[str, str], timeout: float = 5.0) -> Any:
-    """The budget is settled once the first answer's body has ended, which the client may see
-    a moment before the gateway: retry briefly until the refusal comes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            sdk.chat.completions.create(model="dynamic/r", messages=[USER], extra_headers=headers)
-        except openai.RateLimitError as refused:
-            return refused
-        assert time.monotonic() < deadline, "the spent budget never refused a call"
-        time.sleep(0.05)
-
-
-def test_cost_limit_per_key_refuses_with_2045(mgmt: Mgmt, gw: str, sdk: openai.OpenAI) -> None:
-    rate = {
-        "id": "budget",
-        "type": "rate",
-        "properties": {
-            "limitType": "cost",
-            "key": "metadata.user",
-            "limit": 1e-9,  # one call of any priced model spends it
-            "window": 600,
-            "technique": "fixed",
-        },
-        "outputs": {"success": {"elementId": "m1"}},
-    }
-    new_route(mgmt, gw, [start("budget"), rate, model("m1", "openai", "gpt-4o-mini"), END])
-    alice, bob = ({"cf-aig-metadata": json.dumps({"user": u})} for u in ("alice", "bob"))
-    sdk.chat.completions.create(model="dynamic/r", messages=[USER], extra_headers=alice)
-    refused = _wait_spent(sdk, alice)
-    assert refused.response.status_code == 429
-    assert refused.response.json()["error"][0]["code"] == 2045
-    # The budget is per key: bob's is untouched.
-    completion = sdk.chat.completions.create(model="dynamic/r", messages=[USER], extra_headers=bob)
-    assert completion.choices[0].message.content == "Hello from fake"
 
 
 def test_websocket_compat_step_runs_a_route(mgmt: Mgmt, gw: str, token: str, upstream: FakeUpstream) -> None:

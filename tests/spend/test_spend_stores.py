@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from redis import asyncio as redis_asyncio
 
 from app.services.spend.memory import MemorySpendStore
 from app.services.spend.redis import RedisSpendStore
@@ -21,12 +20,9 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[SpendStore]:
     if request.param == "memory":
         yield MemorySpendStore()
         return
-    url = request.getfixturevalue("redis_url")
-    client = redis_asyncio.from_url(url)
-    redis_store = RedisSpendStore(client)
+    redis_store = RedisSpendStore.at(request.getfixturevalue("redis_url"), 1.0)
     yield redis_store
-    await redis_store.drain()
-    await client.aclose()
+    await redis_store.aclose()
 
 
 def bucket(limit: int, window_s: int = 3600, *, sliding: bool = False, slot_s: int = 1) -> Bucket:
@@ -105,7 +101,7 @@ async def test_drop_forgets_the_prefix(store: SpendStore) -> None:
 
 
 async def test_redis_down_is_reported() -> None:
-    client = redis_asyncio.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    down = RedisSpendStore.at("redis://127.0.0.1:1/0", 0.2)
     with pytest.raises(SpendStoreUnavailable):
-        await RedisSpendStore(client).admit([bucket(1)], "a", 1, 60)
-    await client.aclose()
+        await down.admit([bucket(1)], "a", 1, 60)
+    await down.aclose()

@@ -111,6 +111,9 @@ class MemorySpendStore:
     async def drain(self) -> None:
         return None
 
+    async def aclose(self) -> None:
+        return None
+
     def _state(self, bucket: Bucket) -> _State:
         state = self._buckets.get(bucket.key)
         if state is None:

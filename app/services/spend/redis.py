@@ -1,5 +1,6 @@
 """Spend budgets in Redis: admission and settlement are one Lua call each over every bucket of a
-call, so all workers and replicas share one exact count (spend-limits.md §4).
+call, so all workers and replicas share one exact count (spend-limits.md §4). The calls go over
+the store's own pipelined connection (`pipe.py`), not redis-py's client.
 
 Per bucket, a hash `aigw:spend:{key}` holds `r` (reserved), for fixed windows `w` / `v` (window
 number, settled in it), for sliding ones `s{slot}` amounts with their total `t` and oldest slot
@@ -9,12 +10,12 @@ number, settled in it), for sliding ones `s{slot}` amounts with their total `t` 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
+from app.services.spend.pipe import Arg, RedisPipe, RedisReplyError, RedisUnavailable
 from app.services.spend.store import ADMITTED, Bucket, SpendStoreUnavailable, Verdict
 
 logger = logging.getLogger("aigw.spend")
@@ -164,6 +165,9 @@ return {0, -1}
 """
 
 
+_SHA = hashlib.sha1(_LUA.encode()).hexdigest().encode()
+
+
 def _encoded(bucket: Bucket) -> tuple[bytes, bytes, bytes]:
     """Its two keys and its spec, as sent: built once per bucket, not on every call."""
     key = f"{PREFIX}{bucket.key}".encode()
@@ -171,17 +175,23 @@ def _encoded(bucket: Bucket) -> tuple[bytes, bytes, bytes]:
     return key, key + b":leases", spec.encode()
 
 
+def _noscript(error: BaseException | None) -> bool:
+    return isinstance(error, RedisReplyError) and str(error).startswith("NOSCRIPT")
+
+
 class RedisSpendStore:
     # Buckets remembered with their encoded form; past this many (partitions by user, say) the
     # memo starts again rather than grow without bound.
     MEMO_SIZE = 4096
 
-    def __init__(self, redis: Any) -> None:
-        self._redis = redis
-        self._script = redis.register_script(_LUA)
-        self._sha = self._script.sha
+    def __init__(self, pipe: RedisPipe) -> None:
+        self._pipe = pipe
         self._memo: dict[Bucket, tuple[bytes, bytes, bytes]] = {}
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    @classmethod
+    def at(cls, url: str, timeout_s: float) -> RedisSpendStore:
+        return cls(RedisPipe(url, timeout_s))
 
     def _call_args(self, buckets: list[Bucket]) -> tuple[list[bytes], bytes]:
         keys: list[bytes] = []
@@ -197,53 +207,75 @@ class RedisSpendStore:
             specs.append(encoded[2])
         return keys, b" ".join(specs)
 
-    async def _run(self, keys: list[bytes], *args: bytes | int) -> Any:
-        # EVALSHA straight through `execute_command`: `Script.__call__` re-packs keys and args
-        # into a new tuple and type-checks the client on every call.
-        try:
-            return await self._redis.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
-        except NoScriptError:  # Redis restarted or its scripts were flushed
-            self._sha = await self._redis.script_load(_LUA)
-            return await self._redis.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
-
     async def admit(self, buckets: list[Bucket], reservation: str, estimate: int, lease_s: float) -> Verdict:
         now_ms = int(time.time() * 1000)
         lease_until = now_ms + int(lease_s * 1000)
         keys, specs = self._call_args(buckets)
+        args: tuple[Arg, ...] = (
+            len(keys),
+            *keys,
+            now_ms,
+            reservation.encode(),
+            lease_until,
+            estimate,
+            b"admit",
+            0,
+            specs,
+        )
         try:
-            refused, wait_ms = await self._run(
-                keys, now_ms, reservation.encode(), lease_until, estimate, b"admit", 0, specs
-            )
-        except Exception as exc:  # Redis down or unreachable: the caller's policy decides
+            try:
+                refused, wait_ms = await self._pipe.call(b"EVALSHA", _SHA, *args)
+            except RedisReplyError as exc:
+                if not _noscript(exc):
+                    raise
+                # Redis restarted or its scripts were flushed: EVAL runs it and caches it again.
+                refused, wait_ms = await self._pipe.call(b"EVAL", _LUA, *args)
+        except (RedisUnavailable, RedisReplyError) as exc:  # the caller's policy decides
             raise SpendStoreUnavailable(str(exc)) from exc
         if refused == 0:
             return ADMITTED
         return Verdict(int(refused) - 1, int(wait_ms) / 1000 if int(wait_ms) >= 0 else None)
 
     def settle(self, buckets: list[Bucket], reservation: str, estimate: int, cost: int) -> None:
+        """Written at once, its reply awaited by no task: only a callback reads it."""
         member = f"{reservation}|{estimate}".encode() if reservation else b""
         keys, specs = self._call_args(buckets)
-        task = asyncio.get_running_loop().create_task(self._settle(keys, specs, member, estimate, cost))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        now_ms = int(time.time() * 1000)
+        args: tuple[Arg, ...] = (len(keys), *keys, now_ms, member, 0, estimate, b"settle", cost, specs)
+        self._track(self._pipe.call(b"EVALSHA", _SHA, *args), args)
 
-    async def _settle(self, keys: list[bytes], specs: bytes, member: bytes, estimate: int, cost: int) -> None:
-        try:
-            await self._run(keys, int(time.time() * 1000), member, 0, estimate, b"settle", cost, specs)
-        except Exception as exc:  # its lease settles it at the estimate: the conservative side
-            logger.warning("spend settlement not recorded (%s); its lease will settle it", exc)
+    def _track(self, future: asyncio.Future[Any], args: tuple[Arg, ...] | None) -> None:
+        self._pending.add(future)
+        future.add_done_callback(lambda done: self._settled(done, args))
+
+    def _settled(self, future: asyncio.Future[Any], args: tuple[Arg, ...] | None) -> None:
+        self._pending.discard(future)
+        error = None if future.cancelled() else future.exception()
+        if error is None:
+            return
+        if args is not None and _noscript(error):
+            self._track(self._pipe.call(b"EVAL", _LUA, *args), None)
+            return
+        # Its lease settles it at the estimate: the conservative side.
+        logger.warning("spend settlement not recorded (%s); its lease will settle it", error)
 
     async def drop(self, prefix: str) -> None:
         pattern = PREFIX + "".join(f"[{c}]" if c in "*?[]\\" else c for c in prefix) + "*"
-        batch: list[Any] = []
-        async for key in self._redis.scan_iter(match=pattern, count=500):
-            batch.append(key)
-            if len(batch) >= 500:
-                await self._redis.delete(*batch)
-                batch.clear()
-        if batch:
-            await self._redis.delete(*batch)
+        cursor: bytes = b"0"
+        try:
+            while True:
+                cursor, keys = await self._pipe.call(b"SCAN", cursor, b"MATCH", pattern, b"COUNT", 500)
+                if keys:
+                    await self._pipe.call(b"DEL", *keys)
+                if cursor == b"0":
+                    return
+        except (RedisUnavailable, RedisReplyError) as exc:
+            raise SpendStoreUnavailable(str(exc)) from exc
 
     async def drain(self) -> None:
-        if self._pending:
+        while self._pending:  # a NOSCRIPT retry may add one while we wait
             await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        await self._pipe.aclose()

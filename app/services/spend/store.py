@@ -67,3 +67,7 @@ class SpendStore(Protocol):
     async def drain(self) -> None:
         """Wait for the settlements still being sent (shutdown)."""
         ...
+
+    async def aclose(self) -> None:
+        """Drain, then close the store's connection (shutdown)."""
+        ...
