@@ -54,6 +54,21 @@ class RequestDlp:
         translator = translation.stream() if translation is not None else None
         return None if translator is None or isinstance(translator, PassThroughStream) else translator
 
+    def route_blocks_request(self) -> bool:
+        """A dynamic route's request, scanned once before the walk (dlp.md §4): record its findings
+        and say whether a policy blocks it."""
+        matches, _ = self._request_matches[0]
+        return bool(matches) and self.findings.add("REQUEST", matches)
+
+    def route_call(self, index: int, translation: Translation) -> None:
+        """A dynamic route's model call `index`: the client's one request stands for each call (its
+        row's stored request is redacted alike), and the call's response is checked as translated
+        back for the client."""
+        while len(self._request_matches) <= index:
+            self._request_matches.append(self._request_matches[0])
+            self.translations.append(None)
+        self.translations[index] = translation
+
     def check_request(self, index: int, log: StepLog, context: ErrorContext) -> None:
         """Step `index`, before its cache lookup: record findings, redact the stored request, and
         raise 2029 (logged as a 400) when a policy blocks it."""

@@ -16,6 +16,7 @@ from app.core.sse import SSESplitter
 from app.logs.record import RouteTag
 from app.pipeline.collaborators import ProviderSource
 from app.pipeline.compat import to_openai_format
+from app.pipeline.dlp import RequestDlp
 from app.pipeline.recording import Recorder
 from app.pipeline.retry import RetryPolicy
 from app.pipeline.step import StepRun
@@ -49,6 +50,7 @@ class RouteRequest:
     view: RequestView
     split_key: str
     size: int  # the client's body in bytes (cost limits estimate with it)
+    dlp: RequestDlp | None = None  # the gateway's DLP, with the client's request scanned once
 
     def tag(self, element_id: str | None) -> RouteTag:
         graph = self.graph
@@ -142,6 +144,9 @@ class ModelCaller:
             request, gateway, step, provider, index, True, route.options, route.event_id, log_id, True,
             route=route.tag(element.id), policy=_policy(element, gateway),
         )  # fmt: skip
+        if route.dlp is not None:
+            route.dlp.route_call(index, translation)
+            run.dlp = route.dlp
         credential = await self._providers.stored_credential(
             request.account_id, request.gateway_id, provider, route.options.byok_alias
         )

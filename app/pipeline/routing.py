@@ -22,6 +22,7 @@ from app.core.errors import (
     MalformedRequest,
     NoProviderResponse,
     RateLimited,
+    RequestBlockedByDlp,
     ServiceUnavailable,
     UnknownProvider,
 )  # fmt: skip
@@ -29,6 +30,7 @@ from app.core.ids import new_log_id
 from app.logs.record import LogRecord
 from app.pipeline.collaborators import GatewaySource, PipelineMetrics, ProviderSource
 from app.pipeline.compat import compat_error_result
+from app.pipeline.dlp import RequestDlp
 from app.pipeline.recording import Recorder
 from app.pipeline.route_call import (
     CostMeter,
@@ -113,6 +115,10 @@ class RouteExecutor:
         )
         route = _route_request(request, gateway, graph, step, body)
         await self._gateway_rate_limit(route)
+        if gateway.dlp is not None:  # the client's request, scanned once before the walk
+            route.dlp = RequestDlp(gateway.dlp, [step], request.request_content_type)
+            if route.dlp.route_blocks_request():
+                raise self._ended(route, RequestBlockedByDlp(route.dlp.findings.header()), 0)
         result = await self._walk(route)
         result.meta.gateway_ms = (time.perf_counter() - started) * 1000 - result.meta.upstream_ms
         self._metrics.observe_gateway_latency(result.meta.gateway_ms / 1000)
@@ -189,6 +195,8 @@ class RouteExecutor:
                 self._limits.settle(budgets, cost)
 
             result = metered(result, CostMeter(element.provider, element.model, settle))
+        if route.dlp is not None and (finding := route.dlp.header()) is not None:
+            result.headers.append(finding)
         return _labelled(route, element, result)
 
     def _no_success(
@@ -216,6 +224,8 @@ class RouteExecutor:
             keep_payload=False, body_limit=0, model_override=f"{PREFIX}{route.graph.name}",
             route=route.tag(None), free=True,
         )  # fmt: skip
+        if route.dlp is not None and route.dlp.findings.header() is not None:
+            route.dlp.record_findings(record)
         collect = options.collect_log if options.collect_log is not None else route.gateway.collect_logs
         log = self._recorder.begin_record(record, collect)
         if error is None:
