@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from redis import asyncio as redis_asyncio
 
 from app.api import dashboard, health
 from app.api.docs import add_management_docs, install_docs
@@ -33,6 +32,7 @@ from app.services.cache.store import CacheStore
 from app.services.config import ConfigCache
 from app.services.invalidation import ConfigInvalidation, ConfigTTL
 from app.services.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from app.services.redis_client import shared_redis
 from app.services.route_cache import RouteCache
 from app.services.spend.factory import spend_store_for
 from app.transports import http as http_transport
@@ -76,7 +76,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     account_providers = AccountProviders(sessions, config_ttl, secret_box)
     sink = LogSink(engine, settings.log_batch_size, settings.log_flush_interval_s, settings.log_queue_max)
     client = UpstreamClient(settings)
-    redis = redis_asyncio.from_url(settings.redis_url) if settings.redis_url else None
+    redis = shared_redis(settings)
     cache: CacheStore = RedisCache(redis) if redis is not None else MemoryCache(settings.cache_max_bytes)
     limiter: RateLimiter = (
         RedisRateLimiter(redis, settings.rate_limit_fail_open) if redis is not None else MemoryRateLimiter()

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         "exporters) use http:// and loopback, private or link-local addresses.",
     )
     redis_url: str | None = None
+    # The shared Redis client's pool (app/services/redis_client.py): commands beyond this many
+    # connections wait for one, up to the timeout, instead of failing.
+    redis_max_connections: int = Field(default=100, ge=1)
+    redis_pool_timeout_s: float = Field(default=2.0, gt=0)
     # When Redis is unreachable, admit requests (open) rather than refuse them (closed).
     rate_limit_fail_open: bool = True
     # Spend limits (docs/spend-limits.md): when the budget store is unreachable, admit calls
