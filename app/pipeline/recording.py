@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 from app.core.notes import Notes
 from app.logs.record import LogRecord
-from app.otel.tracer import OpenSpan, Tracer
+from app.otel.encode import OpenSpan
+from app.otel.tracer import Tracer
 from app.pipeline.collaborators import PipelineMetrics, RecordSink
 from app.pipeline.step import StepRun
 from app.pipeline.tracing import open_span

@@ -4,7 +4,8 @@ someone would receive it (app/otel/tracer.py)."""
 from __future__ import annotations
 
 from app.otel.context import TRACE_HEADERS
-from app.otel.tracer import OpenSpan, Tracer
+from app.otel.encode import OpenSpan
+from app.otel.tracer import Tracer
 from app.pipeline.step import StepRun
 
 
@@ -30,6 +31,6 @@ def open_span(tracer: Tracer, run: StepRun, url: str | None) -> OpenSpan | None:
         headers = own
     span = tracer.open(run.gateway.otel, headers, url, run.request.trace_id)
     if span is not None:
-        run.traceparent = span.ids.traceparent
-        run.request.trace_id = span.ids.trace_id  # the request's later steps share its trace
+        run.traceparent = span.traceparent
+        run.request.trace_id = span.trace_id  # the request's later steps share its trace
     return span
