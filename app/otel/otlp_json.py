@@ -89,7 +89,12 @@ def _span(data: SpanData) -> bytes:
 
 
 def _attributes(items: Iterable[tuple[str, Any]]) -> bytes:
-    return b",".join([b'{"key":%b,"value":%b}' % (_dumps(key), _any_value(value)) for key, value in items])
+    return b",".join([b"%b%b}" % (_key(key), _any_value(value)) for key, value in items])
+
+
+@lru_cache(maxsize=4096)  # the fixed names and each gateway's metadata keys
+def _key(key: str) -> bytes:
+    return b'{"key":%b,"value":' % _dumps(key)
 
 
 def _any_value(value: Any) -> bytes:

@@ -26,9 +26,10 @@ def open_span(tracer: Tracer, run: StepRun, url: str | None) -> OpenSpan | None:
     if not run.gateway.otel and not tracer.has_server_exporter:
         return None  # the common case: no exporter, no span, nothing else done
     headers = run.request.trace_headers
-    own = trace_headers([(name.lower(), value) for name, value in run.step.headers])
-    if own is not None and run.request.request_type in ("universal", "websocket"):
-        headers = own
+    if run.request.request_type in ("universal", "websocket"):
+        own = trace_headers([(name.lower(), value) for name, value in run.step.headers])
+        if own is not None:
+            headers = own
     span = tracer.open(run.gateway.otel, headers, url, run.request.trace_id)
     if span is not None:
         run.traceparent = span.traceparent
