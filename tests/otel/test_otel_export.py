@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import GatewayServer
-from tests.support.fake_otlp import FakeCollector, attributes_of, start_collector
+from tests.otel.conftest import CLIENT, EXPORTER_SECRET, PARENT_SPAN, PARENT_TRACE, exporter
+from tests.support.fake_otlp import FakeCollector, attributes_of
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.helpers import (
     ACCT,
@@ -24,42 +23,6 @@ from tests.support.helpers import (
     running_gateway,
     unreachable_url,
 )
-
-PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-PARENT_SPAN = "00f067aa0ba902b7"
-EXPORTER_SECRET = "Bearer otel-collector-secret-42"
-CLIENT = 3  # SpanKind CLIENT in OTLP's enum
-
-
-@pytest.fixture(scope="module")
-def collector() -> Iterator[FakeCollector]:
-    collector, server = start_collector()
-    collector.url = server.url  # type: ignore[attr-defined]
-    try:
-        yield collector
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    # The collector listens on loopback, which only the development setting lets a tenant use.
-    with running_gateway(
-        tmp_path_factory.mktemp("otel"), fake_upstream.url,
-        allow_private_destinations=True, otel_flush_interval_s=0.05, otel_export_timeout_s=2.0,
-    ) as gateway:  # fmt: skip
-        yield gateway
-
-
-@pytest.fixture
-def api(server: GatewayServer, upstream: FakeUpstream) -> Iterator[Api]:
-    with api_client(server) as client:
-        yield client
-
-
-def exporter(collector: FakeCollector, content_type: str = "json", **extra: Any) -> dict[str, Any]:
-    url = f"{collector.url}/v1/traces"  # type: ignore[attr-defined]
-    return {"url": url, "headers": {"x-team": "blue"}, "content_type": content_type, **extra}
 
 
 def test_json_span_with_genai_attributes_parented_by_traceparent(api: Api, collector: FakeCollector) -> None:
