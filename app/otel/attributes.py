@@ -162,6 +162,8 @@ def span_attributes(record: LogRecord, url: str | None) -> tuple[Common, Attribu
 
 
 def _error_type(record: LogRecord) -> str:
+    if record.request_type == "realtime":  # a session that did not end with a normal close
+        return f"close_{record.close_code}" if record.close_code is not None else "closed"
     if record.status_code is not None:
         return str(record.status_code)
     error = (record.error or "").lower()

@@ -3,6 +3,7 @@ someone would receive it (app/otel/tracer.py)."""
 
 from __future__ import annotations
 
+from app.db.otel_exporters import ExporterConfig
 from app.otel.context import TRACE_HEADERS
 from app.otel.encode import OpenSpan
 from app.otel.tracer import Tracer
@@ -18,6 +19,18 @@ def trace_headers(pairs: list[tuple[str, str]]) -> dict[str, str] | None:
                 found = {}
             found[name] = value
     return found
+
+
+def open_session_span(
+    tracer: Tracer,
+    exporters: tuple[ExporterConfig, ...],
+    headers: dict[str, str] | None,
+    url: str | None,
+) -> OpenSpan | None:
+    """A realtime session's one span, parented by its handshake's trace headers."""
+    if not exporters and not tracer.has_server_exporter:
+        return None
+    return tracer.open(exporters, headers, url)
 
 
 def open_span(tracer: Tracer, run: StepRun, url: str | None) -> OpenSpan | None:
