@@ -3,6 +3,7 @@ our own (tests/support/fake_otlp.py). Spans are read as the collector received t
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.support.helpers import (
     running_gateway,
     unreachable_url,
 )
+from tests.support.ws import ws_session, ws_url
 
 
 def test_json_span_with_genai_attributes_parented_by_traceparent(api: Api, collector: FakeCollector) -> None:
@@ -280,3 +282,24 @@ def test_tenant_exporter_urls_obey_the_destination_rules(tmp_path: Path, fake_up
         )
         assert updated.status_code == 400
         assert updated.json()["errors"][0]["message"].startswith("otel.0.url: ")
+
+
+async def test_a_websocket_step_is_parented_by_the_handshake_unless_it_names_its_own(
+    api: Api, collector: FakeCollector
+) -> None:
+    token = api.new_token(permissions=["run"])["value"]
+    gateway = api.new_gateway(otel=[exporter(collector)])
+    own_trace = "0af7651916cd43dd8448eb211c80319c"
+    handshake = {"traceparent": f"00-{PARENT_TRACE}-{PARENT_SPAN}-01"}
+    async with ws_session(ws_url(api.server, gateway), token, headers=handshake) as session:
+        first = await session.request(openai_step(eventId="from-handshake"))
+        own = {"traceparent": f"00-{own_trace}-{PARENT_SPAN}-01"}
+        second = await session.request(openai_step(own, eventId="own-parent"))
+    spans = {}
+    for event in (first, second):
+        log_id = event.created["metadata"]["logId"]
+        spans[event.event_id], _ = await asyncio.to_thread(collector.wait_for_span, log_id)
+    assert spans["from-handshake"]["traceId"] == PARENT_TRACE
+    assert spans["from-handshake"]["parentSpanId"] == PARENT_SPAN
+    assert spans["own-parent"]["traceId"] == own_trace
+    assert attributes_of(spans["own-parent"])["cf.aig.request_type"] == "websocket"
