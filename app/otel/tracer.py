@@ -1,16 +1,17 @@
 """Spans, from the request path to the collectors, without slowing the request path.
 
 On the request path a step only gets ids (`open`) and, when its row ends, its span is queued
-(`OpenSpan.end`: an append to a bounded deque). A background task wakes every `_DRAIN_S`, or once
-`_DRAIN_AT` spans wait, turns queued spans into span data (`encode.py`) and writes each into a
-batch per exporter (`otlp_json.py`, `otlp_protobuf.py`); a batch is sent (`sender.py`) once it
-is full or its first span has waited `flush_interval_s`, one send at a time per exporter, so a
-collector that is down holds only its own batches back. Draining often means a finished row is
-not held by the tracer for long (the log writer lets it go within ~0.2 s): objects that outlive
-a few young-generation collections are promoted and make full collections more frequent, which
-is a cost every request pays. Whatever a full queue refuses, or an export finally fails to
-deliver, is counted in `dropped`. With no exporter for a gateway (none of its own, no OTEL_*
-endpoint) nothing is made at all.
+(`OpenSpan.end`: an append to a bounded deque). A background task wakes `_DRAIN_S` after a span
+was queued, or once `_DRAIN_AT` spans wait (one timer per wake, not one per span; an idle tracer
+sleeps until a span comes or a batch is due), turns queued spans into span data (`encode.py`)
+and writes each into a batch per exporter (`otlp_json.py`, `otlp_protobuf.py`); a batch is sent
+(`sender.py`) once it is full or its first span has waited `flush_interval_s`, one send at a time
+per exporter, so a collector that is down holds only its own batches back. Draining often means
+a finished row is not held by the tracer for long (the log writer lets it go within ~0.2 s):
+objects that outlive a few young-generation collections are promoted and make full collections
+more frequent, which is a cost every request pays. Whatever a full queue refuses, or an export
+finally fails to deliver, is counted in `dropped`. With no exporter for a gateway (none of its
+own, no OTEL_* endpoint) nothing is made at all.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Tracer:
         self._sends: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._enqueue = self._submit  # bound once: not a new method object per span
         self.dropped = 0
         self.exported = 0
@@ -117,12 +119,15 @@ class Tracer:
             self.dropped += len(span.exporters)
             return
         queue.append(span)
-        if len(queue) == _DRAIN_AT:
+        if len(queue) == 1 and self._loop is not None:  # the first since the last drain
+            self._loop.call_later(self._drain_s, self._wake.set)
+        elif len(queue) == _DRAIN_AT:
             self._wake.set()
 
     # ---- the export task -------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="otel-export")
 
     async def stop(self) -> None:
@@ -139,13 +144,20 @@ class Tracer:
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._drain_s)
+                await asyncio.wait_for(self._wake.wait(), self._next_due())
             self._wake.clear()
             try:
                 self._drain()
                 self._dispatch()
             except Exception:  # a bug here must not stop tracing for good
                 logger.exception("OTel export loop failed")
+
+    def _next_due(self) -> float | None:
+        """Seconds until a filling batch has waited the flush interval; None: none is filling."""
+        since = [c.since for c in self._channels.values() if c.filling is not None and not c.sending]
+        if not since:
+            return None
+        return max(0.0, min(since) + self._interval - time.monotonic())
 
     def _drain(self) -> None:
         """Queued spans written into the batches of each of their exporters."""
@@ -223,5 +235,5 @@ class Tracer:
             self.exported += len(batch)
         else:
             self.dropped += len(batch)
-        if channel.full:
-            self._wake.set()  # more waited behind this batch
+        if channel.full or channel.filling is not None:
+            self._wake.set()  # more waited behind this batch: send it, or time it
