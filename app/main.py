@@ -71,8 +71,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sessions = session_factory(engine)
     # Short TTL until the invalidation subscriber hears Redis, the pub/sub backstop while it does.
     config_ttl = ConfigTTL(settings.config_cache_ttl_s, settings.config_cache_ttl_pubsub_s)
-    config_cache = ConfigCache(sessions, config_ttl)
     secret_box = SecretBox(settings.secret_key)
+    config_cache = ConfigCache(sessions, config_ttl, secret_box)
     account_providers = AccountProviders(sessions, config_ttl, secret_box)
     sink = LogSink(engine, settings.log_batch_size, settings.log_flush_interval_s, settings.log_queue_max)
     client = UpstreamClient(settings)

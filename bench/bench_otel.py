@@ -6,7 +6,11 @@ as separate processes; the three gateways run interleaved for `--rounds` rounds.
 after the export task has flushed (the flush interval is waited out), so it includes encoding
 and sending the spans, not only the request path.
 
-    .venv/bin/python -m bench.bench_otel [--requests 3000] [--concurrency 32] [--rounds 3]
+    .venv/bin/python -m bench.bench_otel [--requests 3000] [--concurrency 32 1] [--rounds 5]
+
+Rounds alternate their order (off, json, protobuf, then protobuf, json, off, …) so that a drift of
+the shared machine's load does not favour one of them; each line gives the median and the range
+over the rounds, and the median of the per-round differences to "off".
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,8 +47,11 @@ async def collector(scope: Scope, receive: Receive, send: Send) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[32])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--gateways", nargs="+", default=["off", "json", "protobuf"], help="a subset, e.g. to profile one"
+    )
     args = parser.parse_args()
     upstream_port, collector_port, gateway_port = free_port(), free_port(), free_port()
     workdir = tempfile.mkdtemp(prefix="aigw-bench-otel-")
@@ -83,7 +91,10 @@ def main() -> None:
                 headers={"Authorization": f"Bearer {ADMIN}"},
             ).raise_for_status()
         proc = psutil.Process(processes[-1].pid)
-        asyncio.run(report(proc, gateway_port, list(gateways), args.requests, args.concurrency, args.rounds))
+        print(f"gateway pid {proc.pid}", file=sys.stderr, flush=True)  # for a profiler (py-spy -p)
+        names = [name for name in gateways if name in args.gateways]
+        for concurrency in args.concurrency:
+            asyncio.run(report(proc, gateway_port, names, args.requests, concurrency, args.rounds))
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -100,8 +111,8 @@ async def report(
     await asyncio.sleep(FLUSH_S * 1.5)
     cpu: dict[str, list[float]] = {name: [] for name in names}
     latency: dict[str, list[float]] = {name: [] for name in names}
-    for _ in range(rounds):
-        for name in names:
+    for round_index in range(rounds):
+        for name in names if round_index % 2 == 0 else names[::-1]:
             tag = f"{name}-{time.time_ns()}"
             before = cpu_seconds(proc)
             _, lat = await run_load(
@@ -110,13 +121,15 @@ async def report(
             await asyncio.sleep(FLUSH_S * 1.5)  # the spans of this run exported before CPU is read
             cpu[name].append((cpu_seconds(proc) - before) / total * 1e6)
             latency[name] += lat
-    base = sum(cpu["off"]) / rounds
     for name in names:
-        mean = sum(cpu[name]) / rounds
-        spread = "/".join(f"{v:.0f}" for v in cpu[name])
+        rounds_text = "/".join(f"{v:.0f}" for v in cpu[name])
+        off = cpu.get("off", [0.0] * rounds)
+        diff = statistics.median(v - o for v, o in zip(cpu[name], off, strict=True))
         print(
-            f"otel {name:9s} c={conc} gateway CPU {mean:6.0f} µs/req (rounds {spread})"
-            f" | vs off {mean - base:+5.0f} µs | p50 {pct(latency[name], 0.5):.2f} ms p99 {pct(latency[name], 0.99):.2f} ms"
+            f"otel {name:9s} c={conc:<3d} gateway CPU median {statistics.median(cpu[name]):5.0f} µs/req"
+            f" (range {min(cpu[name]):.0f}-{max(cpu[name]):.0f}; rounds {rounds_text})"
+            f" | vs off {diff:+4.0f} µs | p50 {pct(latency[name], 0.5):.2f} ms p99 {pct(latency[name], 0.99):.2f} ms",
+            flush=True,
         )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from app.api.deps import AccountId, CanEdit, CanRead, InvalidationDep, SessionDep, SettingsDep
 from app.api.envelope import (
@@ -22,10 +22,12 @@ from app.api.envelope import (
     ok,
 )
 from app.api.spend_counters import drop_spend_counters, rule_ids
+from app.auth.secretbox import SecretBox, SecretKeyMissing
 from app.db import gateways
 from app.db.custom_providers import check_base_url
 from app.db.gateways import GatewayCreate, GatewayExists, GatewayPublic, GatewayUpdate
 from app.db.models import Gateway
+from app.db.otel_exporters import open_exporters
 from app.services.cache.store import CacheStore
 from app.services.invalidation import Change
 
@@ -59,8 +61,23 @@ def _check_exporters(body: GatewayCreate | GatewayUpdate, allow_private: bool) -
             raise InvalidInput(f"otel.{index}.url: {exc}") from None
 
 
-def _public(row: Gateway) -> GatewayPublic:
-    return GatewayPublic.model_validate(row, update={"is_default": row.id == "default"})
+NO_SECRET_KEY = (
+    "otel: the server has no AIGW_SECRET_KEY, so it cannot store exporter headers or authorization"
+)
+
+
+def _box(conn: HTTPConnection) -> SecretBox | None:
+    """The server key's box, for the secrets of OTel exporters (None: an app assembled without
+    the gateway's services, which then cannot store any)."""
+    return getattr(conn.app.state, "secret_box", None)
+
+
+BoxDep = Annotated[SecretBox | None, Depends(_box)]
+
+
+def _public(row: Gateway, box: SecretBox | None) -> GatewayPublic:
+    otel = open_exporters(row.otel, box, row.account_id, row.id)
+    return GatewayPublic.model_validate(row, update={"is_default": row.id == "default", "otel": otel})
 
 
 async def _drop_cached_responses(request: Request, account_id: str, gateway_id: str) -> None:
@@ -82,6 +99,7 @@ async def list_gateways(
     account_id: AccountId,
     principal: CanRead,
     session: SessionDep,
+    box: BoxDep,
     page: Page = 1,
     per_page: PerPage = 20,
     search: Annotated[str | None, Query(max_length=64)] = None,
@@ -90,7 +108,7 @@ async def list_gateways(
         session, account_id, page=page, per_page=per_page, search=search, only=principal.gateways
     )
     info = ResultInfo(page=page, per_page=per_page, count=len(rows), total_count=total)
-    return ok([_public(row) for row in rows], info)
+    return ok([_public(row, box) for row in rows], info)
 
 
 @router.post("", response_model=Envelope[GatewayPublic])
@@ -101,24 +119,27 @@ async def create_gateway(
     session: SessionDep,
     invalidation: InvalidationDep,
     settings: SettingsDep,
+    box: BoxDep,
 ) -> dict[str, Any]:
     _check_exporters(body, settings.allow_private_destinations)
     # The path has no gateway id, so the dependency could not check a gateway-limited token.
     if not principal.can("edit", account_id, body.id):
         raise PermissionDenied(f"token may not create gateway {body.id!r}")
     try:
-        row = await gateways.create_gateway(session, account_id, body)
+        row = await gateways.create_gateway(session, account_id, body, box)
     except GatewayExists as exc:
         raise Conflict(f"gateway {body.id!r} already exists") from exc
+    except SecretKeyMissing:
+        raise InvalidInput(NO_SECRET_KEY) from None
     await invalidation.changed(Change("gateway", account_id, body.id))
-    return ok(_public(row))
+    return ok(_public(row, box))
 
 
 @router.get("/{gateway_id}", response_model=Envelope[GatewayPublic])
 async def get_gateway(
-    account_id: AccountId, gateway_id: str, _: CanRead, session: SessionDep
+    account_id: AccountId, gateway_id: str, _: CanRead, session: SessionDep, box: BoxDep
 ) -> dict[str, Any]:
-    return ok(_public(await _existing(session, account_id, gateway_id)))
+    return ok(_public(await _existing(session, account_id, gateway_id), box))
 
 
 @router.put("/{gateway_id}", response_model=Envelope[GatewayPublic])
@@ -131,16 +152,20 @@ async def update_gateway(
     invalidation: InvalidationDep,
     request: Request,
     settings: SettingsDep,
+    box: BoxDep,
 ) -> dict[str, Any]:
     _check_exporters(body, settings.allow_private_destinations)
     row = await _existing(session, account_id, gateway_id)
     rules_before = rule_ids(row.spend_limits)
-    row = await gateways.update_gateway(session, row, body)
+    try:
+        row = await gateways.update_gateway(session, row, body, box)
+    except SecretKeyMissing:
+        raise InvalidInput(NO_SECRET_KEY) from None
     await invalidation.changed(Change("gateway", account_id, gateway_id))
     await drop_spend_counters(request, account_id, gateway_id, rules_before - rule_ids(row.spend_limits))
     if row.cache_invalidate_on_update:
         await _drop_cached_responses(request, account_id, gateway_id)
-    return ok(_public(row))
+    return ok(_public(row, box))
 
 
 @router.delete("/{gateway_id}", response_model=Envelope[GatewayPublic])
@@ -151,10 +176,11 @@ async def delete_gateway(
     session: SessionDep,
     invalidation: InvalidationDep,
     request: Request,
+    box: BoxDep,
 ) -> dict[str, Any]:
     """Delete the gateway with its logs, stored provider keys and cached responses."""
     row = await _existing(session, account_id, gateway_id)
-    deleted = _public(row)  # before the delete expires the row's attributes
+    deleted = _public(row, box)  # before the delete expires the row's attributes
     await gateways.delete_gateway(session, row)
     # Its stored keys and routes went with it (the rows cascade).
     await invalidation.changed(

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.auth.secretbox import SecretBox
 from app.db.fields import INT32_MAX, GatewayId, UtcDatetime
 from app.db.log_store import purge_gateway
 from app.db.models import Gateway, GatewayBase, ProviderConfig, utcnow
@@ -18,6 +19,8 @@ from app.db.otel_exporters import (
     OtelExporterInput,
     OtelExporterPublic,
     keep_stored_authorizations,
+    open_exporters,
+    seal_exporters,
 )
 from app.db.routes import delete_gateway_routes
 from app.db.spend_limits import SpendLimits
@@ -74,12 +77,17 @@ class GatewayPublic(GatewayBase):
     otel: list[OtelExporterPublic] | None = None  # `authorization` as a preview only
 
 
-async def create_gateway(session: AsyncSession, account_id: str, data: GatewayCreate) -> Gateway:
+async def create_gateway(
+    session: AsyncSession, account_id: str, data: GatewayCreate, box: SecretBox | None = None
+) -> Gateway:
+    """`box` encrypts the secrets of OTel exporters (SecretKeyMissing without one when needed)."""
     if await session.get(Gateway, (account_id, data.id)) is not None:
         raise GatewayExists(data.id)
     stamp = utcnow()
+    fields = data.stored_fields(only_sent=False)
+    fields["otel"] = seal_exporters(fields.get("otel"), box, account_id, data.id)
     row = Gateway.model_validate(
-        data.stored_fields(only_sent=False),
+        fields,
         update={"account_id": account_id, "created_at": stamp, "modified_at": stamp},
     )
     # Rows the log writer still had queued for a deleted gateway of this id must not show up here.
@@ -119,10 +127,14 @@ async def list_gateways(
     return list(rows), total
 
 
-async def update_gateway(session: AsyncSession, row: Gateway, data: GatewayUpdate) -> Gateway:
+async def update_gateway(
+    session: AsyncSession, row: Gateway, data: GatewayUpdate, box: SecretBox | None = None
+) -> Gateway:
     changes = data.stored_fields(only_sent=True)
     if "otel" in changes:  # a preview sent back unchanged keeps the stored secret
-        changes["otel"] = keep_stored_authorizations(changes["otel"], row.otel)
+        stored = open_exporters(row.otel, box, row.account_id, row.id)
+        kept = keep_stored_authorizations(changes["otel"], stored)
+        changes["otel"] = seal_exporters(kept, box, row.account_id, row.id)
     row.sqlmodel_update(changes)
     row.modified_at = utcnow()
     session.add(row)

@@ -3,16 +3,27 @@ API's input and output shapes, and the frozen form the request path reads.
 
 `authorization` is write-only: the API shows its first and last 3 characters, and a PUT that sends
 that preview back unchanged keeps the stored value (a client that GETs and PUTs a gateway whole
-must not overwrite the secret with its preview)."""
+must not overwrite the secret with its preview).
+
+At rest, header values and `authorization` are encrypted with the server key, as stored provider
+keys are (app/auth/secretbox.py), each bound to its gateway and header name: the column keeps its
+JSON shape, with `{"sealed": "<base64>"}` in place of each value (`seal_exporters`). Rows written
+before that hold plain strings, which are read as they are and sealed on the next write
+(`open_exporters`)."""
 
 from __future__ import annotations
 
+import base64
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from app.auth.secretbox import SecretBox, SecretKeyMissing, SecretUndecryptable
 from app.db.custom_providers import check_base_url
+
+logger = logging.getLogger("aigw.otel")
 
 ContentType = Literal["json", "protobuf"]
 MAX_EXPORTERS = 5
@@ -23,6 +34,13 @@ class OtelExporterInput(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict, max_length=32)
     authorization: str | None = Field(default=None, max_length=4096)
     content_type: ContentType = "json"
+
+    @field_validator("authorization")
+    @classmethod
+    def _header_value(cls, value: str | None) -> str | None:
+        if value is not None and any(c in value for c in "\r\n\0"):
+            raise ValueError("is not a header value")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -46,15 +64,94 @@ def preview(secret: str) -> str:
 
 
 class OtelExporterPublic(BaseModel):
+    """As the API shows an exporter (after `open_exporters`). A value still sealed (a reader
+    without the server key, such as `aigw gateways list`) shows as `…`."""
+
     url: str
     headers: dict[str, str] = Field(default_factory=dict)
     authorization: str | None = None
     content_type: ContentType = "json"
 
-    @field_validator("authorization")
+    @field_validator("headers", mode="before")
     @classmethod
-    def _previewed(cls, value: str | None) -> str | None:
-        return None if value is None else preview(value)
+    def _sealed_hidden(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: "…" if isinstance(v, dict) else v for k, v in value.items()}
+        return value
+
+    @field_validator("authorization", mode="before")
+    @classmethod
+    def _previewed(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return "…"
+        return None if value is None else preview(str(value))
+
+
+def _context(account_id: str, gateway_id: str, name: str) -> str:
+    """Associated data binding a sealed value to its gateway and header."""
+    return f"gateways/{account_id}/{gateway_id}/otel/{name.lower()}"
+
+
+def seal_exporters(
+    exporters: list[dict[str, Any]] | None, box: SecretBox | None, account_id: str, gateway_id: str
+) -> list[dict[str, Any]] | None:
+    """The stored form of plain exporters: every header value and `authorization` encrypted.
+    Raises SecretKeyMissing when there is one to store and the server has no key."""
+    if not exporters:
+        return exporters
+
+    def seal(name: str, value: str) -> dict[str, str]:
+        if box is None or not box.enabled:
+            raise SecretKeyMissing("AIGW_SECRET_KEY is not set")
+        blob = box.encrypt(value, _context(account_id, gateway_id, name))
+        return {"sealed": base64.b64encode(blob).decode()}
+
+    stored = []
+    for exporter in exporters:
+        headers = exporter.get("headers") or {}
+        sealed = {**exporter, "headers": {k: seal(k, str(v)) for k, v in headers.items()}}
+        if exporter.get("authorization"):
+            sealed["authorization"] = seal("authorization", str(exporter["authorization"]))
+        stored.append(sealed)
+    return stored
+
+
+def open_exporters(
+    stored: list[dict[str, Any]] | None, box: SecretBox | None, account_id: str, gateway_id: str
+) -> list[dict[str, Any]] | None:
+    """Plain exporters from the stored form (plain values of older rows as they are). An exporter
+    with a value that cannot be decrypted (no or another server key) is kept with that value
+    left out and `unreadable` set, and logged."""
+    if not stored:
+        return stored
+
+    def unseal(name: str, value: Any) -> str | None:
+        if not isinstance(value, dict):
+            return None if value is None else str(value)
+        try:
+            if box is None:
+                raise SecretKeyMissing("AIGW_SECRET_KEY is not set")
+            blob = base64.b64decode(str(value.get("sealed", "")))
+            return box.decrypt(blob, _context(account_id, gateway_id, name))
+        except (SecretKeyMissing, SecretUndecryptable, ValueError) as exc:
+            logger.error("an OTel exporter %s of gateway %s cannot be decrypted: %s", name, gateway_id, exc)
+            return None
+
+    opened = []
+    for exporter in stored:
+        plain = {**exporter, "headers": {}}
+        for name, value in (exporter.get("headers") or {}).items():
+            text = unseal(name, value)
+            if text is None:
+                plain["unreadable"] = True
+            else:
+                plain["headers"][name] = text
+        if exporter.get("authorization") is not None:
+            plain["authorization"] = unseal("authorization", exporter["authorization"])
+            if plain["authorization"] is None:
+                plain["unreadable"] = True
+        opened.append(plain)
+    return opened
 
 
 def keep_stored_authorizations(
@@ -86,10 +183,13 @@ class ExporterConfig:
     tenant: bool = True
 
 
-def exporter_configs(stored: list[dict[str, Any]] | None) -> tuple[ExporterConfig, ...]:
-    """The request path's form of a gateway row's `otel` column."""
+def exporter_configs(opened: list[dict[str, Any]] | None) -> tuple[ExporterConfig, ...]:
+    """The request path's form of a gateway's exporters (`open_exporters`). One with a secret that
+    could not be decrypted is left out: sent without it, its spans would only be refused."""
     configs = []
-    for exporter in stored or ():
+    for exporter in opened or ():
+        if exporter.get("unreadable"):
+            continue
         headers = [(str(k), str(v)) for k, v in (exporter.get("headers") or {}).items()]
         if exporter.get("authorization"):
             headers = [(k, v) for k, v in headers if k.lower() != "authorization"]

@@ -2,17 +2,42 @@
 
 Built off the request path, from the values the log writer stores (`LogRecord.derived`, worked
 out once for both). Only row fields go in: never a request or response header, so no provider
-key, gateway token or `Authorization` value can become an attribute."""
+key, gateway token or `Authorization` value can become an attribute.
+
+They come in two parts: the `common` ones, whose values many spans share (gateway, provider,
+model, status, …), as a tuple of values in `COMMON_KEYS` order, which the encoders encode once
+per distinct tuple; and the rest (ids, usage, cost, bodies, metadata), encoded per span."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
 from app.logs.record import LogRecord
 
-Attributes = dict[str, str | bool | int | float | list[str]]
+AttributeValue = str | bool | int | float | tuple[str, ...]
+Attributes = dict[str, AttributeValue]
+# The attributes of `common` values, in order; a None value is an attribute left out.
+COMMON_KEYS = (
+    "gen_ai.operation.name",
+    "gen_ai.request.model",
+    "gen_ai.provider.name",
+    "gen_ai.model.provider",
+    "cf.aig.gateway_id",
+    "cf.aig.account_id",
+    "cf.aig.step",
+    "cf.aig.cache_status",
+    "cf.aig.request_type",
+    "http.response.status_code",
+    "server.address",
+    "gen_ai.response.model",
+    "gen_ai.response.finish_reasons",
+    "error.type",
+)
+Common = tuple[AttributeValue | None, ...]
 
 # Semantic-convention names of providers whose slug is not one already (`gen_ai.provider.name`).
 _SEMCONV_PROVIDERS = {
@@ -44,6 +69,7 @@ _OPERATIONS = (
 )
 
 
+@lru_cache(maxsize=1024)  # a gateway sees few distinct endpoints; the bound is for the rest
 def operation_name(path: str, request_type: str) -> str:
     if request_type == "realtime":
         return "realtime"
@@ -59,23 +85,27 @@ def provider_name(slug: str) -> str:
     return _SEMCONV_PROVIDERS.get(slug, slug)
 
 
-def span_name(attributes: Attributes) -> str:
-    model = attributes.get("gen_ai.request.model")
-    operation = str(attributes["gen_ai.operation.name"])
+@lru_cache(maxsize=1024)
+def server_address(url: str) -> str | None:
+    return urlsplit(url).hostname
+
+
+@lru_cache(maxsize=1024)
+def span_name(operation: str, model: str | None) -> str:
     return f"{operation} {model}" if model else operation
 
 
-def _response_facts(record: LogRecord) -> tuple[str | None, list[str]]:
+def _response_facts(record: LogRecord) -> tuple[str | None, tuple[str, ...]]:
     """The answering model and finish reasons of a JSON (not streamed) response."""
     body = record.full_body if record.full_body is not None else record.response_head
     if not body or not (record.response_content_type or "").startswith("application/json"):
-        return None, []
+        return None, ()
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None, []
+        return None, ()
     if not isinstance(document, dict):
-        return None, []
+        return None, ()
     model = document.get("model") or document.get("modelVersion")
     reasons: list[str] = []
     for choice in document.get("choices") or document.get("candidates") or ():
@@ -85,51 +115,55 @@ def _response_facts(record: LogRecord) -> tuple[str | None, list[str]]:
                 reasons.append(reason)
     if isinstance(document.get("stop_reason"), str):
         reasons.append(document["stop_reason"])
-    return (model[:255] if isinstance(model, str) else None), reasons
+    return (model[:255] if isinstance(model, str) else None), tuple(reasons)
 
 
 def _text(body: bytes | None) -> str | None:
     return body.decode("utf-8", "replace") if body else None
 
 
-def span_attributes(record: LogRecord, server_address: str | None) -> Attributes:
+def span_attributes(record: LogRecord, url: str | None) -> tuple[Common, Attributes]:
+    """(common values in `COMMON_KEYS` order, the span's other attributes)."""
     model, cost = record.derived()
-    attributes: Attributes = {
-        "gen_ai.operation.name": operation_name(record.path, record.request_type),
-        "gen_ai.provider.name": provider_name(record.provider),
-        "gen_ai.model.provider": record.provider,
-        "cf.aig.log_id": record.id,
-        "cf.aig.gateway_id": record.gateway_id,
-        "cf.aig.account_id": record.account_id,
-        "cf.aig.step": record.step,
-        "cf.aig.cache_status": "HIT" if record.cached else "MISS",
-        "cf.aig.request_type": record.request_type,
-    }
+    response_model: str | None = None
+    reasons: tuple[str, ...] = ()
+    if record.success:
+        response_model, reasons = _response_facts(record)
+    common: Common = (
+        operation_name(record.path, record.request_type),
+        model,
+        provider_name(record.provider),
+        record.provider,
+        record.gateway_id,
+        record.account_id,
+        record.step,
+        "HIT" if record.cached else "MISS",
+        record.request_type,
+        record.status_code,
+        server_address(url) if url else None,
+        response_model,
+        reasons or None,
+        None if record.success else _error_type(record),
+    )
     optional: dict[str, Any] = {
         "cf.aig.event_id": record.event_id,
-        "gen_ai.request.model": model,
         "gen_ai.usage.input_tokens": record.tokens_in,
         "gen_ai.usage.output_tokens": record.tokens_out,
         "gen_ai.usage.cost": cost,
-        "http.response.status_code": record.status_code,
-        "server.address": server_address,
     }
-    if record.success:
-        model, reasons = _response_facts(record)
-        optional["gen_ai.response.model"] = model
-        optional["gen_ai.response.finish_reasons"] = reasons or None
     if record.keep_payload:  # the row keeps payloads, cut at the logged-body size
         optional["gen_ai.prompt_json"] = _text(record.request_body[: record.body_limit])
         optional["gen_ai.completion_json"] = _text(record.response_head)
-    if not record.success:
-        optional["error.type"] = _error_type(record)
+    attributes: Attributes = {"cf.aig.log_id": record.id}
     attributes.update({k: v for k, v in optional.items() if v is not None})
     for key, value in (record.metadata or {}).items():
         attributes[f"cf.aig.metadata.{key}"] = value
-    return attributes
+    return common, attributes
 
 
 def _error_type(record: LogRecord) -> str:
+    if record.request_type == "realtime":  # a session that did not end with a normal close
+        return f"close_{record.close_code}" if record.close_code is not None else "closed"
     if record.status_code is not None:
         return str(record.status_code)
     error = (record.error or "").lower()

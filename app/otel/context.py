@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
@@ -23,27 +24,18 @@ class Parent:
     tracestate: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SpanIds:
-    """The ids of one step's span, given when the step begins (its `traceparent` goes back to the
-    client before the span ends)."""
-
-    trace_id: int
-    span_id: int
-    parent: Parent | None
-
-    @property
-    def traceparent(self) -> str:
-        flags = self.parent.flags if self.parent is not None else SAMPLED
-        return f"00-{self.trace_id:032x}-{self.span_id:016x}-{flags:02x}"
+def traceparent(trace_id: int, span_id: int, parent: Parent | None) -> str:
+    """The `traceparent` naming a span (the parent's sampling flags, else sampled)."""
+    flags = parent.flags if parent is not None else SAMPLED
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
 
 
-def parse_parent(headers: dict[str, str]) -> Parent | None:
+def parse_parent(headers: Mapping[str, str]) -> Parent | None:
     """The parent named by the (lower-cased) trace headers; None when absent or malformed (a bad
     header starts a new trace rather than failing the request, as W3C Trace Context asks)."""
-    traceparent = headers.get("traceparent")
-    if traceparent is not None:
-        match = _TRACEPARENT.match(traceparent.strip().lower())
+    header = headers.get("traceparent")
+    if header is not None:
+        match = _TRACEPARENT.match(header.strip().lower())
         if match is not None and match.group(1) != "ff":
             version, trace_hex, span_hex, flags_hex, rest = match.groups()
             if not (version == "00" and rest) and _nonzero(trace_hex) and _nonzero(span_hex):
@@ -60,11 +52,11 @@ def _nonzero(hex_id: str) -> bool:
     return hex_id.strip("0") != ""
 
 
-def new_span_ids(parent: Parent | None, trace_id: int | None = None) -> SpanIds:
-    """A span id, in the parent's trace, else in `trace_id`, else in a new one; `random` is
-    enough for ids, as the OpenTelemetry SDK's own generator uses it."""
+def new_ids(parent: Parent | None, trace_id: int | None = None) -> tuple[int, int]:
+    """(trace id, span id) of a new span: in the parent's trace, else in `trace_id`, else in a new
+    one; `random` is enough for ids, as the OpenTelemetry SDK's own generator uses it."""
     if parent is not None:
         trace_id = parent.trace_id
     elif trace_id is None:
         trace_id = random.getrandbits(128) or 1
-    return SpanIds(trace_id, random.getrandbits(64) or 1, parent)
+    return trace_id, random.getrandbits(64) or 1

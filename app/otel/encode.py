@@ -1,35 +1,51 @@
-"""Finished steps as span data, and span data as OTLP/HTTP bodies.
+"""A step's span: the few fields the request path fills (`OpenSpan`), and the span data both
+encoders read, worked out from its log row in the export task (`to_span`).
 
-A step becomes a `SpanData` once, in the export task: plain fields, no OpenTelemetry SDK span
-objects (building a `ReadableSpan` and walking it with the SDK's OTLP encoder cost ~110 µs a
-span, bench/bench_otel.py). Protobuf bodies are the `opentelemetry-proto` messages, filled in
-place and serialized by protobuf's C backend (`otlp_protobuf.py`); the OpenTelemetry Python
-packages have no OTLP/JSON encoder, so JSON is our small writer (`otlp_json.py`)."""
+On the request path a span is one object: its ids and times, and, once its row ends, a reference
+to the row (`LogRecord`), nothing built from it. No OpenTelemetry SDK span objects: building a
+`ReadableSpan` and walking it with the SDK's OTLP encoder cost ~110 µs a span
+(bench/bench_otel.py). `SpanData` lives only while its span is encoded: each exporter's batch
+keeps bytes (JSON) or protobuf messages, not Python objects the cycle collector would walk."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from opentelemetry.trace import TraceState
 
+from app.db.otel_exporters import ExporterConfig
 from app.logs.record import LogRecord
-from app.otel.attributes import Attributes, span_attributes, span_name
-from app.otel.context import SpanIds
+from app.otel.attributes import Attributes, Common, span_attributes, span_name
+from app.otel.context import Parent, traceparent
 
 SCOPE_NAME, SCOPE_VERSION = "aigw", "0.1.0"
 
 
 @dataclass(slots=True)
-class FinishedStep:
-    """What the request path hands over when a step's row ends: the record and its span's ids and
-    times (wall clock, nanoseconds). Everything else is worked out in the export task."""
+class OpenSpan:
+    """A step's span from its start; `end` hands it, with its row, to the export task."""
 
-    record: LogRecord
-    ids: SpanIds
-    start_ns: int
-    end_ns: int
+    submit: Callable[[OpenSpan], None]
+    exporters: tuple[ExporterConfig, ...]
+    trace_id: int
+    span_id: int
+    parent: Parent | None
     url: str | None  # the upstream URL, for `server.address`
+    start_ns: int = field(default_factory=time.time_ns)  # wall clock, for the span
+    started: float = field(default_factory=time.perf_counter)  # monotonic, for its duration
+    end_ns: int = 0
+    record: LogRecord | None = None
+
+    @property
+    def traceparent(self) -> str:
+        return traceparent(self.trace_id, self.span_id, self.parent)
+
+    def end(self, record: LogRecord) -> None:
+        self.end_ns = self.start_ns + int((time.perf_counter() - self.started) * 1e9)
+        self.record = record
+        self.submit(self)
 
 
 @dataclass(slots=True)
@@ -44,6 +60,7 @@ class SpanData:
     name: str
     start_ns: int
     end_ns: int
+    common: Common  # values of attributes.COMMON_KEYS, encoded once per distinct tuple
     attributes: Attributes
     error: str | None  # the status message of a failed step; None: status UNSET
 
@@ -64,18 +81,18 @@ def _trace_state(header: str | None) -> str | None:
         return None
 
 
-def to_span(step: FinishedStep) -> SpanData:
-    record, ids = step.record, step.ids
-    attributes = span_attributes(record, urlsplit(step.url).hostname if step.url else None)
-    parent = ids.parent
+def to_span(span: OpenSpan, record: LogRecord) -> SpanData:
+    common, attributes = span_attributes(record, span.url)
+    parent = span.parent
     return SpanData(
-        trace_id=ids.trace_id,
-        span_id=ids.span_id,
+        trace_id=span.trace_id,
+        span_id=span.span_id,
         parent_span_id=parent.span_id if parent is not None else None,
         trace_state=_trace_state(parent.tracestate) if parent is not None else None,
-        name=span_name(attributes),
-        start_ns=step.start_ns,
-        end_ns=step.end_ns,
+        name=span_name(str(common[0]), common[1] if isinstance(common[1], str) else None),
+        start_ns=span.start_ns,
+        end_ns=span.end_ns,
+        common=common,
         attributes=attributes,
         error=None if record.success else (record.error or str(record.status_code))[:256],
     )

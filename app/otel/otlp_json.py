@@ -7,15 +7,19 @@ The body is written as bytes, not built as a document for `orjson.dumps`: a docu
 and lists a span (one per attribute and per attribute value), and in the gateway that churn of
 tracked containers set off the cycle collector often enough to cost ~4x the encoding itself
 (bench/bench_otel.py). Bytes are not tracked; orjson still escapes every string (keys, values,
-names, status messages), so the output is the same JSON."""
+names, status messages), so the output is the same JSON. Each span is written when it reaches its
+exporter's batch (`JsonBatch.add`); the batch keeps bytes, which the cycle collector never walks,
+and its body is one join. A span's `common` attributes are written once per distinct tuple."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
+from app.otel.attributes import COMMON_KEYS, Common
 from app.otel.encode import SCOPE_NAME, SCOPE_VERSION, SpanData
 
 _CLIENT = 3  # SPAN_KIND_CLIENT
@@ -26,18 +30,38 @@ _UNSET = b'{"code":0}'
 _TRUE, _FALSE = b'{"boolValue":true}', b'{"boolValue":false}'
 
 
-def json_body(spans: Sequence[SpanData], resource: Mapping[str, Any]) -> bytes:
-    return b"".join(
-        (
-            b'{"resourceSpans":[{"resource":{"attributes":[',
-            _attributes(resource.items()),
-            b']},"scopeSpans":[{"scope":',
-            _SCOPE,
-            b',"spans":[',
-            b",".join([_span(data) for data in spans]),
-            b"]}]}]}",
+class JsonBatch:
+    """Spans for one OTLP/JSON export, written as they come."""
+
+    __slots__ = ("_resource", "_spans")
+
+    def __init__(self, resource: Mapping[str, Any]) -> None:
+        self._resource = resource
+        self._spans: list[bytes] = []
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+    def add(self, data: SpanData) -> None:
+        self._spans.append(_span(data))
+
+    def body(self) -> bytes:
+        return b"".join(
+            (
+                b'{"resourceSpans":[{"resource":{"attributes":[',
+                _attributes(self._resource.items()),
+                b']},"scopeSpans":[{"scope":',
+                _SCOPE,
+                b',"spans":[',
+                b",".join(self._spans),
+                b"]}]}]}",
+            )
         )
-    )
+
+
+@lru_cache(maxsize=1024)  # distinct gateway/model/status tuples; the bound is for the rest
+def _common(values: Common) -> bytes:
+    return _attributes((k, v) for k, v in zip(COMMON_KEYS, values, strict=True) if v is not None)
 
 
 def _span(data: SpanData) -> bytes:
@@ -57,14 +81,20 @@ def _span(data: SpanData) -> bytes:
             _CLIENT,
             data.start_ns,
             data.end_ns,
-            _attributes(data.attributes.items()),
+            # Neither part is ever empty: common has the operation, attributes the log id.
+            _common(data.common) + b"," + _attributes(data.attributes.items()),
             status,
         )
     )
 
 
 def _attributes(items: Iterable[tuple[str, Any]]) -> bytes:
-    return b",".join([b'{"key":%b,"value":%b}' % (_dumps(key), _any_value(value)) for key, value in items])
+    return b",".join([b"%b%b}" % (_key(key), _any_value(value)) for key, value in items])
+
+
+@lru_cache(maxsize=4096)  # the fixed names and each gateway's metadata keys
+def _key(key: str) -> bytes:
+    return b'{"key":%b,"value":' % _dumps(key)
 
 
 def _any_value(value: Any) -> bytes:

@@ -97,9 +97,11 @@ class RealtimeBridge:
         offered_subprotocols: list[str],
         query_string: str,
         user_agent: str | None,
+        trace_headers: dict[str, str] | None = None,
     ) -> RealtimeSession:
         """Admit the session (2009, 2001) and open the provider's socket (2012, 2005, or the
-        provider's own refusal)."""
+        provider's own refusal). Its span, when traces are exported, is parented by the
+        handshake's `trace_headers` and covers the session from the provider's handshake on."""
         gateway = await self._admission.open_session(account_id, gateway_id, options.authorization)
         base = self._settings.upstream_override("realtime_" + provider.slug) or provider.url
         url = f"{base}?{query_string}" if query_string else base
@@ -107,6 +109,7 @@ class RealtimeBridge:
         settle = None  # spend limits: refused before the provider is called (2045)
         if self._spend is not None:
             settle = await self._spend.admit_session(gateway, provider.slug, model, options.metadata)
+        span = self._recorder.open_session_span(gateway.otel, trace_headers, url)
         upstream = await self._connect(provider, url, headers, offered_subprotocols)
         log_id = new_log_id()
         record = LogRecord(
@@ -118,9 +121,9 @@ class RealtimeBridge:
         )  # fmt: skip
         record.model_override = model
         collect = options.collect_log if options.collect_log is not None else gateway.collect_logs
-        log = self._recorder.begin_record(record, collect)
+        log = self._recorder.begin_record(record, collect, span)
         log.on_finish = settle
-        return RealtimeSession(upstream, log)
+        return RealtimeSession(upstream, log, span.traceparent if span is not None else None)
 
     async def _connect(
         self, provider: RealtimeProvider, url: str, headers: list[tuple[str, str]], subprotocols: list[str]
@@ -147,9 +150,10 @@ class RealtimeBridge:
 class RealtimeSession:
     """An admitted session with its provider socket open; `relay` runs it to the end."""
 
-    def __init__(self, upstream: ClientConnection, log: StepLog) -> None:
+    def __init__(self, upstream: ClientConnection, log: StepLog, traceparent: str | None = None) -> None:
         self._upstream = upstream
         self._log = log
+        self.traceparent = traceparent  # the session's span, for the handshake's answer
 
     @property
     def subprotocol(self) -> str | None:

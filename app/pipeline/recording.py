@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.core.notes import Notes
+from app.db.otel_exporters import ExporterConfig
 from app.logs.record import LogRecord
-from app.otel.tracer import OpenSpan, Tracer
+from app.otel.encode import OpenSpan
+from app.otel.tracer import Tracer
 from app.pipeline.collaborators import PipelineMetrics, RecordSink
 from app.pipeline.step import StepRun
-from app.pipeline.tracing import open_span
+from app.pipeline.tracing import open_session_span, open_span
 
 
 class StepLog:
@@ -95,6 +97,14 @@ class Recorder:
         span = open_span(self._tracer, run, url) if self._tracer is not None else None
         return StepLog(record, run.notes, collect, self._sink, self._metrics, span)
 
-    def begin_record(self, record: LogRecord, collect: bool) -> StepLog:
+    def open_session_span(
+        self, exporters: tuple[ExporterConfig, ...], trace_headers: dict[str, str] | None, url: str
+    ) -> OpenSpan | None:
+        """The span of a realtime session beginning now, when someone would receive it."""
+        if self._tracer is None:
+            return None
+        return open_session_span(self._tracer, exporters, trace_headers, url)
+
+    def begin_record(self, record: LogRecord, collect: bool, span: OpenSpan | None = None) -> StepLog:
         """A row the caller filled itself (a realtime session, which has no body to read)."""
-        return StepLog(record, Notes(), collect, self._sink, self._metrics)
+        return StepLog(record, Notes(), collect, self._sink, self._metrics, span)

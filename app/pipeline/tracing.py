@@ -3,8 +3,10 @@ someone would receive it (app/otel/tracer.py)."""
 
 from __future__ import annotations
 
+from app.db.otel_exporters import ExporterConfig
 from app.otel.context import TRACE_HEADERS
-from app.otel.tracer import OpenSpan, Tracer
+from app.otel.encode import OpenSpan
+from app.otel.tracer import Tracer
 from app.pipeline.step import StepRun
 
 
@@ -19,17 +21,30 @@ def trace_headers(pairs: list[tuple[str, str]]) -> dict[str, str] | None:
     return found
 
 
+def open_session_span(
+    tracer: Tracer,
+    exporters: tuple[ExporterConfig, ...],
+    headers: dict[str, str] | None,
+    url: str | None,
+) -> OpenSpan | None:
+    """A realtime session's one span, parented by its handshake's trace headers."""
+    if not exporters and not tracer.has_server_exporter:
+        return None
+    return tracer.open(exporters, headers, url)
+
+
 def open_span(tracer: Tracer, run: StepRun, url: str | None) -> OpenSpan | None:
     """A universal step (over HTTP or a WebSocket frame) may carry its own `traceparent` in its
     `headers`; it wins over the request's."""
     if not run.gateway.otel and not tracer.has_server_exporter:
         return None  # the common case: no exporter, no span, nothing else done
     headers = run.request.trace_headers
-    own = trace_headers([(name.lower(), value) for name, value in run.step.headers])
-    if own is not None and run.request.request_type in ("universal", "websocket"):
-        headers = own
+    if run.request.request_type in ("universal", "websocket"):
+        own = trace_headers([(name.lower(), value) for name, value in run.step.headers])
+        if own is not None:
+            headers = own
     span = tracer.open(run.gateway.otel, headers, url, run.request.trace_id)
     if span is not None:
-        run.traceparent = span.ids.traceparent
-        run.request.trace_id = span.ids.trace_id  # the request's later steps share its trace
+        run.traceparent = span.traceparent
+        run.request.trace_id = span.trace_id  # the request's later steps share its trace
     return span

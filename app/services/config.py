@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.auth.secretbox import SecretBox
 from app.core.errors import GatewayError, ServiceUnavailable
 from app.db.models import Gateway, Token, utcnow
-from app.db.otel_exporters import ExporterConfig, exporter_configs
+from app.db.otel_exporters import ExporterConfig, exporter_configs, open_exporters
 from app.dlp.config import CompiledDlp, compile_dlp
 from app.services.spend.rules import SpendPolicy, compile_spend_limits
 
@@ -54,7 +55,8 @@ class GatewayConfig:
     spend: SpendPolicy | None = None  # compiled `spend_limits`; None: nothing to enforce
 
     @classmethod
-    def from_row(cls, row: Gateway) -> GatewayConfig:
+    def from_row(cls, row: Gateway, box: SecretBox | None = None) -> GatewayConfig:
+        """`box`: the server key, to decrypt the secrets of the gateway's OTel exporters."""
         return cls(
             account_id=row.account_id,
             id=row.id,
@@ -70,7 +72,7 @@ class GatewayConfig:
             log_management=row.log_management,
             log_management_strategy=row.log_management_strategy,
             dlp=compile_dlp(row.dlp),
-            otel=exporter_configs(row.otel),
+            otel=exporter_configs(open_exporters(row.otel, box, row.account_id, row.id)),
             spend=compile_spend_limits(row.spend_limits),
         )
 
@@ -181,8 +183,11 @@ class TTLCache(Generic[K, V]):
 class ConfigCache:
     """Cached reads of gateways and tokens for the request path."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl: TTL) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], ttl: TTL, box: SecretBox | None = None
+    ) -> None:
         self._sessions = sessions
+        self._box = box
         self._gateways: TTLCache[tuple[str, str], GatewayConfig | None] = TTLCache(ttl)
         self._tokens: TTLCache[str, TokenRecord | None] = TTLCache(ttl)
 
@@ -190,7 +195,7 @@ class ConfigCache:
         async def load() -> GatewayConfig | None:
             async with self._sessions() as session:
                 row = await session.get(Gateway, (account_id, gateway_id))
-                return GatewayConfig.from_row(row) if row else None
+                return GatewayConfig.from_row(row, self._box) if row else None
 
         return await self._gateways.get((account_id, gateway_id), load)
 
@@ -208,7 +213,7 @@ class ConfigCache:
                     row = await session.get(Gateway, (account_id, "default"))
                     if row is None:
                         raise
-        config = GatewayConfig.from_row(row)
+        config = GatewayConfig.from_row(row, self._box)
         # Cached rather than evicted: the caller (and every request after it) would otherwise read
         # it straight back. Other processes find it the same way on their first request.
         self._gateways.put((account_id, "default"), config)

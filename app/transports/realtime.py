@@ -10,8 +10,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.core.errors import GatewayError, MalformedRequest
 from app.pipeline.realtime import RealtimeBridge
+from app.pipeline.tracing import trace_headers
 from app.providers.realtime import get_realtime_provider
-from app.transports.common import SUBPROTOCOL_PREFIX, check_ids, handshake_settings, refuse
+from app.transports.common import SUBPROTOCOL_PREFIX, check_ids, handshake_settings, header_pairs, refuse
 
 router = APIRouter()
 
@@ -64,13 +65,16 @@ async def realtime_session(
         session = await bridge.open(
             account_id, gateway_id, upstream_provider, options, forward, offered,
             websocket.scope["query_string"].decode("latin-1"), websocket.headers.get("user-agent"),
+            trace_headers(header_pairs(websocket.scope)),
         )  # fmt: skip
     except GatewayError as error:  # a provider's own refusal passes through as it is
         await refuse(websocket, error)
         return
     # A browser drops a connection whose offered subprotocol is not selected: select what the
     # provider selected, else the entry that carried our token.
-    await websocket.accept(subprotocol=session.subprotocol or own_subprotocol)
+    # The session's span, like an HTTP response's (`traceparent`), so a client can link to it.
+    headers = [(b"traceparent", session.traceparent.encode())] if session.traceparent else None
+    await websocket.accept(subprotocol=session.subprotocol or own_subprotocol, headers=headers)
     await session.relay(StarletteClientEnd(websocket))
 
 

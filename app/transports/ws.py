@@ -30,9 +30,10 @@ from app.core.settings import Settings
 from app.core.sse import SSEEvent, SSESplitter
 from app.pipeline.run import Pipeline
 from app.pipeline.step import assign_ids
+from app.pipeline.tracing import trace_headers
 from app.pipeline.types import GatewayRequest, GatewayResult, Options
 from app.pipeline.universal import first_event_id, steps_from_universal
-from app.transports.common import check_ids, handshake_settings, refuse
+from app.transports.common import check_ids, handshake_settings, header_pairs, refuse
 from app.transports.encode import ws_error_frame, ws_frame, ws_stream_failed_frame
 
 router = APIRouter()
@@ -128,6 +129,7 @@ class Session:
         self._gateway_id = gateway_id
         self._defaults = defaults
         self._user_agent = websocket.headers.get("user-agent")
+        self._trace_headers = trace_headers(header_pairs(websocket.scope))  # the handshake's parent
         self.connection_id = str(uuid4())
         self._send_lock = asyncio.Lock()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
@@ -258,6 +260,7 @@ class Session:
             self._account_id, self._gateway_id, "websocket", steps, self._defaults,
             user_agent=self._user_agent, connection_id=self.connection_id,
             request_content_type="application/json", authenticated=True,
+            trace_headers=self._trace_headers,
         )  # fmt: skip
         _, event_id = assign_ids(request)  # the id every frame will carry
         refusal: GatewayError | None = None

@@ -3,17 +3,17 @@ our own (tests/support/fake_otlp.py). Spans are read as the collector received t
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import GatewayServer
-from tests.support.fake_otlp import FakeCollector, attributes_of, start_collector
+from tests.otel.conftest import CLIENT, EXPORTER_SECRET, PARENT_SPAN, PARENT_TRACE, exporter
+from tests.support.fake_otlp import FakeCollector, attributes_of
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.helpers import (
     ACCT,
@@ -24,42 +24,7 @@ from tests.support.helpers import (
     running_gateway,
     unreachable_url,
 )
-
-PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-PARENT_SPAN = "00f067aa0ba902b7"
-EXPORTER_SECRET = "Bearer otel-collector-secret-42"
-CLIENT = 3  # SpanKind CLIENT in OTLP's enum
-
-
-@pytest.fixture(scope="module")
-def collector() -> Iterator[FakeCollector]:
-    collector, server = start_collector()
-    collector.url = server.url  # type: ignore[attr-defined]
-    try:
-        yield collector
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    # The collector listens on loopback, which only the development setting lets a tenant use.
-    with running_gateway(
-        tmp_path_factory.mktemp("otel"), fake_upstream.url,
-        allow_private_destinations=True, otel_flush_interval_s=0.05, otel_export_timeout_s=2.0,
-    ) as gateway:  # fmt: skip
-        yield gateway
-
-
-@pytest.fixture
-def api(server: GatewayServer, upstream: FakeUpstream) -> Iterator[Api]:
-    with api_client(server) as client:
-        yield client
-
-
-def exporter(collector: FakeCollector, content_type: str = "json", **extra: Any) -> dict[str, Any]:
-    url = f"{collector.url}/v1/traces"  # type: ignore[attr-defined]
-    return {"url": url, "headers": {"x-team": "blue"}, "content_type": content_type, **extra}
+from tests.support.ws import ws_session, ws_url
 
 
 def test_json_span_with_genai_attributes_parented_by_traceparent(api: Api, collector: FakeCollector) -> None:
@@ -317,3 +282,24 @@ def test_tenant_exporter_urls_obey_the_destination_rules(tmp_path: Path, fake_up
         )
         assert updated.status_code == 400
         assert updated.json()["errors"][0]["message"].startswith("otel.0.url: ")
+
+
+async def test_a_websocket_step_is_parented_by_the_handshake_unless_it_names_its_own(
+    api: Api, collector: FakeCollector
+) -> None:
+    token = api.new_token(permissions=["run"])["value"]
+    gateway = api.new_gateway(otel=[exporter(collector)])
+    own_trace = "0af7651916cd43dd8448eb211c80319c"
+    handshake = {"traceparent": f"00-{PARENT_TRACE}-{PARENT_SPAN}-01"}
+    async with ws_session(ws_url(api.server, gateway), token, headers=handshake) as session:
+        first = await session.request(openai_step(eventId="from-handshake"))
+        own = {"traceparent": f"00-{own_trace}-{PARENT_SPAN}-01"}
+        second = await session.request(openai_step(own, eventId="own-parent"))
+    spans = {}
+    for event in (first, second):
+        log_id = event.created["metadata"]["logId"]
+        spans[event.event_id], _ = await asyncio.to_thread(collector.wait_for_span, log_id)
+    assert spans["from-handshake"]["traceId"] == PARENT_TRACE
+    assert spans["from-handshake"]["parentSpanId"] == PARENT_SPAN
+    assert spans["own-parent"]["traceId"] == own_trace
+    assert attributes_of(spans["own-parent"])["cf.aig.request_type"] == "websocket"
