@@ -3,6 +3,7 @@ database engine, cache, log writer, config config_cache, pipeline) and puts it o
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -113,6 +114,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sink.start()
     invalidation.start()
     metrics.start()
+    # Everything built so far (imported modules, the app, its collaborators: ~190k objects) lives
+    # as long as the process. Moved out of the collector's reach, it is no longer walked by every
+    # full collection, which took ~130 ms each under load: bench_gateway at c=32, added p99
+    # 128-176 ms before, 14-28 ms after, and ~20 % less CPU per request (README, Speed).
+    gc.freeze()
     try:
         yield
     finally:
