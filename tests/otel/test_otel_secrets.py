@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,24 @@ def test_without_a_server_key_exporter_secrets_are_refused(
             headers=ADMIN_HEADERS,
         )
         assert updated.status_code == 400 and "AIGW_SECRET_KEY" in updated.json()["errors"][0]["message"]
+
+
+def test_a_value_sealed_for_another_gateway_does_not_open_and_the_rest_keeps_working(
+    api: Api, collector: FakeCollector
+) -> None:
+    """Values are bound to their gateway: copied into another row they do not decrypt. That
+    exporter is left out (logged) — sending without its credential would only be refused — while
+    the gateway's other exporters export and the gateway keeps serving."""
+    source = api.new_gateway(otel=[exporter(collector, authorization=EXPORTER_SECRET)])
+    target = api.new_gateway(otel=[exporter(collector)])
+    plain = {**exporter(collector), "headers": {"x-team": "green"}}
+    _write_raw_otel(api, target, [*json.loads(_raw_otel(api, source)), plain])
+    time.sleep(1.1)  # past the config cache's TTL (no Redis here to announce a raw write)
+    response = api.universal(target, openai_step())
+    assert response.status_code == 200, response.text
+    log_id = response.headers["cf-aig-log-id"]
+    collector.wait_for_span(log_id)
+    time.sleep(0.5)  # a second export, if there were one, would have arrived by now
+    exports = list(collector.exports_for(log_id))
+    assert [e.headers.get("x-team") for e in exports] == ["green"]
+    assert all("authorization" not in {n.lower() for n in e.headers} for e in exports)
