@@ -27,7 +27,7 @@ from tests.support.backends import fresh_postgres
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.helpers import error_of
 from tests.support.management import SECRET_KEY, Mgmt
-from tests.support.processes import ServerProcess
+from tests.support.processes import ServerProcess, two_replicas
 
 NANO = 1_000_000_000
 MAX_TOKENS = 100_000
@@ -158,14 +158,8 @@ def replicas(
             "AIGW_SECRET_KEY": SECRET_KEY,
             "AIGW_UPSTREAM_OPENAI": f"{fake_upstream.url}/v1",
         }
-        first = ServerProcess(env, log_path=logs / "a.log").start()
-        second = ServerProcess(env, log_path=logs / "b.log").start()
-        with first, second:
-            first.wait_ready()
-            second.wait_ready()
-            yield first, second
-            assert first.terminate() == 0, first.output()
-            assert second.terminate() == 0, second.output()
+        with two_replicas(env, logs) as both:
+            yield both
 
 
 def test_two_processes_share_one_route_budget(replicas: tuple[ServerProcess, ServerProcess]) -> None:

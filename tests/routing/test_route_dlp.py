@@ -12,21 +12,12 @@ from typing import Any
 import openai
 import pytest
 
+from tests.dlp.test_dlp_gateway import POLICIES, SECRET  # keys block, e-mail addresses flag
 from tests.routing.conftest import END, model, new_route, start
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.management import Mgmt
 
-SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz12"
 EMAIL = "jane.doe@example.com"
-POLICIES = {
-    "enabled": True,
-    "policies": [
-        {"id": "block-keys", "enabled": True, "action": "BLOCK", "check": ["REQUEST", "RESPONSE"],
-         "profiles": ["api_keys"]},
-        {"id": "flag-pii", "enabled": True, "action": "FLAG", "check": ["REQUEST", "RESPONSE"],
-         "profiles": ["email"]},
-    ],
-}  # fmt: skip
 # m1 answers; when it fails, m2 would.
 FALLBACK_ROUTE = [
     start("m1"),

@@ -35,7 +35,7 @@ from tests.conftest import ADMIN_TOKEN, GatewayServer
 from tests.support.backends import fresh_postgres
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.helpers import make_settings, unreachable_url
-from tests.support.processes import REPO, ServerProcess
+from tests.support.processes import REPO, ServerProcess, two_replicas
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 LONG_TTL = "30"  # far beyond any wait below: only pub/sub can explain a change seen in time
@@ -69,19 +69,12 @@ def _live(server: ServerProcess) -> bool:
 def replicas(
     shared_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    logs = tmp_path_factory.mktemp("invalidation")
-    first = ServerProcess(shared_env, log_path=logs / "a.log").start()
-    second = ServerProcess(shared_env, log_path=logs / "b.log").start()
-    with first, second:
-        first.wait_ready()
-        second.wait_ready()
+    with two_replicas(shared_env, tmp_path_factory.mktemp("invalidation")) as (first, second):
         deadline = time.monotonic() + 10
         while not (_live(first) and _live(second)):  # both subscribed before any test starts
             assert time.monotonic() < deadline, "the invalidation subscribers never came up"
             time.sleep(0.05)
         yield first, second
-        assert first.terminate() == 0, first.output()
-        assert second.terminate() == 0, second.output()
 
 
 def new_account() -> str:

@@ -19,7 +19,7 @@ from tests.conftest import ADMIN_TOKEN
 from tests.support.backends import LogReader, fresh_postgres
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.helpers import create_gateway
-from tests.support.processes import ServerProcess
+from tests.support.processes import ServerProcess, two_replicas
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "say hello please"}]}
@@ -41,17 +41,8 @@ def shared_env(postgres_url: str, redis_url: str, fake_upstream: FakeUpstream) -
 def replicas(
     shared_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    """Both start at once (their migrations race on the empty database; the advisory lock serialises
-    them)."""
-    logs = tmp_path_factory.mktemp("replicas")
-    first = ServerProcess(shared_env, log_path=logs / "a.log").start()
-    second = ServerProcess(shared_env, log_path=logs / "b.log").start()
-    with first, second:  # (killed on the way out if still running)
-        first.wait_ready()
-        second.wait_ready()
-        yield first, second
-        assert first.terminate() == 0, first.output()
-        assert second.terminate() == 0, second.output()
+    with two_replicas(shared_env, tmp_path_factory.mktemp("replicas")) as both:
+        yield both
 
 
 def new_account() -> str:

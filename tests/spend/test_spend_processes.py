@@ -18,7 +18,7 @@ from tests.support.backends import fresh_postgres
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.helpers import create_gateway, error_of, make_settings
 from tests.support.management import wait_until
-from tests.support.processes import ServerProcess
+from tests.support.processes import ServerProcess, two_replicas
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +34,8 @@ def replicas(
             "AIGW_UPSTREAM_OPENAI": f"{fake_upstream.url}/v1",
             "AIGW_LOG_FLUSH_INTERVAL_S": "0.05",
         }
-        first = ServerProcess(env, log_path=logs / "a.log").start()
-        second = ServerProcess(env, log_path=logs / "b.log").start()
-        with first, second:
-            first.wait_ready()
-            second.wait_ready()
-            yield first, second
-            assert first.terminate() == 0, first.output()
-            assert second.terminate() == 0, second.output()
+        with two_replicas(env, logs) as both:
+            yield both
 
 
 def test_two_processes_admit_exactly_the_budget(replicas: tuple[ServerProcess, ServerProcess]) -> None:

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -92,3 +94,18 @@ class ServerProcess:
             # The server leads its own process group: this also ends its uvicorn workers.
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+@contextmanager
+def two_replicas(env: dict[str, str], logs: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two `aigw serve` processes on the same settings (so the same database and Redis), started
+    at once — their migrations race on an empty database, the advisory lock serialises them —
+    both ready when this yields; each must then exit cleanly (killed on the way out if not)."""
+    first = ServerProcess(env, log_path=logs / "a.log").start()
+    second = ServerProcess(env, log_path=logs / "b.log").start()
+    with first, second:
+        first.wait_ready()
+        second.wait_ready()
+        yield first, second
+        assert first.terminate() == 0, first.output()
+        assert second.terminate() == 0, second.output()
