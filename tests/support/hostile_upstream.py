@@ -51,7 +51,8 @@ a client that reuses it reads the stray bytes as the answer to its next request:
 Floods and drips stop quietly when the peer goes (no traceback); a request with `Connection: close`
 gets its answer and then the connection is closed (the forward proxy relies on that).
 
-Bomb payloads are built once per (kind, size) and cached at module level (`bomb_payload`).
+The bytes (the ok answer, raw responses, bomb payloads built once per (kind, size)) are in
+tests/support/hostile_payloads.py.
 """
 
 from __future__ import annotations
@@ -66,135 +67,37 @@ import struct
 import threading
 import zlib
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
-from typing import Any
 
 import brotli
 from backports import zstd
 
+from tests.support.hostile_payloads import (
+    CHUNKED,
+    HOSTILE_OK_JSON,
+    JSON_TYPE,
+    OK_RESPONSE,
+    OK_SSE_EVENTS,
+    SSE_TYPE,
+    KiB,
+    MiB,
+    as_chunk,
+    bomb_payload,
+    http_response,
+    raw_deflate,
+)
 from tests.support.raw_http import AsyncioServerThread, BadRequest, HttpReader, RawRequest, read_request
 
 __all__ = [
     "HOSTILE_OK_JSON",
     "SCENARIOS",
     "HostileUpstream",
+    "MiB",
     "RawRequest",
     "bomb_payload",
 ]
 
-HOSTILE_OK_JSON: bytes = (
-    b'{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,'
-    b'"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],'
-    b'"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}'
-)
-
-KiB = 1024
-MiB = 1024 * KiB
 FLOOD_BLOCK = 64 * KiB
 MAX_RECORDED_BYTES = 16 * MiB  # all connections together; `saw()` looks at these only
-
-
-# --------------------------------------------------------------------------------------------------
-# Payloads.
-# --------------------------------------------------------------------------------------------------
-
-_ZERO_BLOCK = b"0" * MiB
-_BOMB_KINDS = ("gzip", "deflate", "raw-deflate", "br", "zstd", "gzip-sse")
-
-
-def _deflate_blocks(prefix: bytes, n_blocks: int) -> tuple[bytes, int]:
-    """Raw deflate of `prefix` + `n_blocks` MiB of b"0", and the crc32 of that content.
-
-    Each block is ended with Z_FULL_FLUSH, which makes the compressed output of a block independent
-    of everything before it: so the 1 MiB block is compressed once and its output repeated, instead
-    of deflating a whole GiB (4 s at level 9). The result is a valid stream, byte for byte what
-    compressing block after block with full flushes would give.
-    """
-    co = zlib.compressobj(9, zlib.DEFLATED, -15)
-    head = co.compress(prefix) + co.flush(zlib.Z_FULL_FLUSH) if prefix else b""
-    block = co.compress(_ZERO_BLOCK) + co.flush(zlib.Z_FULL_FLUSH)
-    tail = co.flush(zlib.Z_FINISH)
-    crc = zlib.crc32(prefix)
-    for _ in range(n_blocks):
-        crc = zlib.crc32(_ZERO_BLOCK, crc)
-    return head + block * n_blocks + tail, crc
-
-
-@lru_cache(maxsize=16)
-def bomb_payload(kind: str, gib: float = 1.0) -> bytes:
-    """Compressed body inflating to `gib` GiB of b"0" (`gzip-sse`: b"data: " then the zeros).
-
-    `kind` is one of gzip, deflate (zlib-wrapped), raw-deflate, br, zstd, gzip-sse. Cached per
-    (kind, size): the gzip one costs ~0.4 s (its crc32), br and zstd ~0.2 s.
-    """
-    n_blocks = max(1, round(gib * 1024))
-    if kind in ("gzip", "gzip-sse"):
-        prefix = b"data: " if kind == "gzip-sse" else b""
-        raw, crc = _deflate_blocks(prefix, n_blocks)
-        size = (len(prefix) + n_blocks * MiB) & 0xFFFFFFFF
-        # gzip member: magic, CM=deflate, no flags, mtime 0, XFL 2 (max compression), OS unknown.
-        return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + raw + struct.pack("<II", crc, size)
-    if kind == "raw-deflate":
-        return _deflate_blocks(b"", n_blocks)[0]
-    if kind == "deflate":
-        raw = _deflate_blocks(b"", n_blocks)[0]
-        adler = 1
-        for _ in range(n_blocks):
-            adler = zlib.adler32(_ZERO_BLOCK, adler)
-        return b"\x78\xda" + raw + struct.pack(">I", adler)  # zlib header for level 9
-    if kind == "br":
-        br = brotli.Compressor(quality=1)
-        out = [br.process(_ZERO_BLOCK) for _ in range(n_blocks)]
-        return b"".join([*out, br.finish()])
-    if kind == "zstd":
-        zc = zstd.ZstdCompressor(level=1)
-        out = [zc.compress(_ZERO_BLOCK) for _ in range(n_blocks)]
-        return b"".join([*out, zc.flush()])
-    raise ValueError(f"unknown bomb kind {kind!r} (one of {', '.join(_BOMB_KINDS)})")
-
-
-def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-def _sse_chunk_event(delta: dict[str, Any], finish: str | None, usage: bool = False) -> bytes:
-    event: dict[str, Any] = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 0,
-        "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    if usage:
-        event["usage"] = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
-    return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
-
-
-_OK_SSE_EVENTS = [
-    _sse_chunk_event({"role": "assistant", "content": ""}, None),
-    _sse_chunk_event({"content": "hello"}, None),
-    _sse_chunk_event({}, "stop", usage=True),
-    b"data: [DONE]\n\n",
-]
-
-
-def _raw_deflate(data: bytes) -> bytes:
-    co = zlib.compressobj(6, zlib.DEFLATED, -15)
-    return co.compress(data) + co.flush()
-
-
-def _response(status: str, headers: list[tuple[str, str]], body: bytes = b"") -> bytes:
-    """A response with Content-Length (unless the headers say chunked)."""
-    head = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in headers)]
-    if not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in headers):
-        head.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
-
-
-_JSON = ("Content-Type", "application/json")
-_SSE = ("Content-Type", "text/event-stream")
-_CHUNKED = ("Transfer-Encoding", "chunked")
-_OK = _response("200 OK", [_JSON], HOSTILE_OK_JSON)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -263,15 +166,15 @@ def _mib(arg: float | None) -> float | None:
 
 @_scenario("ok")
 async def _ok(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
-    await conn.send(_OK)
+    await conn.send(OK_RESPONSE)
     return True
 
 
 @_scenario("ok-sse")
 async def _ok_sse(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
-    await conn.send(_response("200 OK", [_SSE, ("Cache-Control", "no-cache"), _CHUNKED]))
-    for event in _OK_SSE_EVENTS:
-        await conn.send(_chunk(event))
+    await conn.send(http_response("200 OK", [SSE_TYPE, ("Cache-Control", "no-cache"), CHUNKED]))
+    for event in OK_SSE_EVENTS:
+        await conn.send(as_chunk(event))
     await conn.send(b"0\r\n\r\n")
     return True
 
@@ -279,26 +182,28 @@ async def _ok_sse(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
 @_scenario("echo-headers")
 async def _echo_headers(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
     body = json.dumps({"headers": [[k, v] for k, v in req.headers]}).encode()
-    await conn.send(_response("200 OK", [_JSON], body))
+    await conn.send(http_response("200 OK", [JSON_TYPE], body))
     return True
 
 
 @_scenario("set-cookie")
 async def _set_cookie(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
-    await conn.send(_response("200 OK", [_JSON, ("Set-Cookie", "session=tenant-a; Path=/")], HOSTILE_OK_JSON))
+    await conn.send(
+        http_response("200 OK", [JSON_TYPE, ("Set-Cookie", "session=tenant-a; Path=/")], HOSTILE_OK_JSON)
+    )
     return True
 
 
 @_scenario("slow")
 async def _slow(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
     await asyncio.sleep(2.0 if arg is None else arg)
-    await conn.send(_OK)
+    await conn.send(OK_RESPONSE)
     return True
 
 
 @_scenario("drip")
 async def _drip(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
-    await conn.send(_response("200 OK", [_JSON, ("Content-Length", "1000000")]))
+    await conn.send(http_response("200 OK", [JSON_TYPE, ("Content-Length", "1000000")]))
     for _ in range(1_000_000):
         await asyncio.sleep(0.2 if arg is None else arg)
         await conn.send(b" ")  # JSON whitespace: valid, never-finishing
@@ -307,10 +212,10 @@ async def _drip(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
 
 @_scenario("drip-sse")
 async def _drip_sse(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
-    await conn.send(_response("200 OK", [_SSE, _CHUNKED]))
+    await conn.send(http_response("200 OK", [SSE_TYPE, CHUNKED]))
     while True:
         await asyncio.sleep(0.2 if arg is None else arg)
-        await conn.send(_chunk(b": drip\n\n"))  # an SSE comment: bytes flow, no event ever ends
+        await conn.send(as_chunk(b": drip\n\n"))  # an SSE comment: bytes flow, no event ever ends
 
 
 @_scenario("header-flood-bytes")
@@ -336,7 +241,7 @@ async def _send_bomb(conn: _Conn, kind: str, coding: str, content_type: str, arg
         ("Content-Encoding", coding),
         ("Content-Length", str(len(payload))),
     ]
-    await conn.send(_response("200 OK", headers))
+    await conn.send(http_response("200 OK", headers))
     await conn.send_in_blocks(payload)
     return True
 
@@ -358,8 +263,10 @@ _bomb("gzip-bomb-sse", "gzip-sse", "gzip", "text/event-stream")
 
 @_scenario("sse-huge-event")
 async def _sse_huge_event(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
-    await conn.send(_response("200 OK", [_SSE, _CHUNKED]) + _chunk(b'data: {"x":1}\n\n') + _chunk(b"data: "))
-    await conn.flood(_chunk(b"a" * FLOOD_BLOCK), _mib(arg))
+    await conn.send(
+        http_response("200 OK", [SSE_TYPE, CHUNKED]) + as_chunk(b'data: {"x":1}\n\n') + as_chunk(b"data: ")
+    )
+    await conn.flood(as_chunk(b"a" * FLOOD_BLOCK), _mib(arg))
     return False
 
 
@@ -372,8 +279,8 @@ async def _endless_body(conn: _Conn, req: RawRequest, arg: float | None) -> bool
 
 @_scenario("endless-chunked")
 async def _endless_chunked(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
-    await conn.send(_response("200 OK", [_JSON, _CHUNKED]))
-    await conn.flood(_chunk(b"0" * FLOOD_BLOCK), _mib(arg))
+    await conn.send(http_response("200 OK", [JSON_TYPE, CHUNKED]))
+    await conn.flood(as_chunk(b"0" * FLOOD_BLOCK), _mib(arg))
     return False
 
 
@@ -397,8 +304,8 @@ async def _extra_after_body(conn: _Conn, req: RawRequest, arg: float | None) -> 
 
 @_scenario("trailers")
 async def _trailers(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
-    head = _response("200 OK", [_JSON, _CHUNKED, ("Trailer", "Set-Cookie, X-Trailer")])
-    await conn.send(head + _chunk(b'{"ok":true}') + b"0\r\nSet-Cookie: evil=1\r\nX-Trailer: 1\r\n\r\n")
+    head = http_response("200 OK", [JSON_TYPE, CHUNKED, ("Trailer", "Set-Cookie, X-Trailer")])
+    await conn.send(head + as_chunk(b'{"ok":true}') + b"0\r\nSet-Cookie: evil=1\r\nX-Trailer: 1\r\n\r\n")
     return True
 
 
@@ -425,7 +332,7 @@ async def _info_101(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
 def _info_then_ok(interim: bytes) -> Scenario:
     async def scenario(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
         await conn.send(interim)  # a separate write: the client sees the interim head on its own
-        await conn.send(_OK)
+        await conn.send(OK_RESPONSE)
         return True
 
     return scenario
@@ -440,7 +347,7 @@ SCENARIOS["info-103"] = _info_then_ok(
 
 def _encoded(codings: list[str], body: bytes) -> Scenario:
     """The ok JSON with `Content-Encoding` header(s) `codings` and an already encoded `body`."""
-    response = _response("200 OK", [_JSON, *(("Content-Encoding", c) for c in codings)], body)
+    response = http_response("200 OK", [JSON_TYPE, *(("Content-Encoding", c) for c in codings)], body)
 
     async def scenario(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
         await conn.send(response)
@@ -457,14 +364,14 @@ SCENARIOS["two-encodings"] = _encoded(["gzip", "br"], brotli.compress(_GZ))
 SCENARIOS["br"] = _encoded(["br"], brotli.compress(HOSTILE_OK_JSON))
 SCENARIOS["zstd"] = _encoded(["zstd"], zstd.compress(HOSTILE_OK_JSON))
 SCENARIOS["deflate"] = _encoded(["deflate"], zlib.compress(HOSTILE_OK_JSON))
-SCENARIOS["raw-deflate"] = _encoded(["deflate"], _raw_deflate(HOSTILE_OK_JSON))
+SCENARIOS["raw-deflate"] = _encoded(["deflate"], raw_deflate(HOSTILE_OK_JSON))
 SCENARIOS["unknown-encoding"] = _encoded(["snappy"], b"\xff\x06\x00\x00sNaPpY\x01\x0b\x00\x00not json")
 
 
 @_scenario("te-gzip-chunked")
 async def _te_gzip_chunked(conn: _Conn, req: RawRequest, arg: float | None) -> bool:
-    head = _response("200 OK", [_JSON, ("Transfer-Encoding", "gzip, chunked")])
-    await conn.send(head + _chunk(_GZ) + b"0\r\n\r\n")
+    head = http_response("200 OK", [JSON_TYPE, ("Transfer-Encoding", "gzip, chunked")])
+    await conn.send(head + as_chunk(_GZ) + b"0\r\n\r\n")
     return True
 
 
@@ -562,7 +469,7 @@ class HostileUpstream(AsyncioServerThread):
                 parsed = await read_request(stream, index)
             except BadRequest as exc:
                 await conn.send(
-                    _response("400 Bad Request", [("Content-Type", "text/plain")], str(exc).encode())
+                    http_response("400 Bad Request", [("Content-Type", "text/plain")], str(exc).encode())
                 )
                 return
             if parsed is None:
@@ -574,7 +481,7 @@ class HostileUpstream(AsyncioServerThread):
             scenario = SCENARIOS.get(name)
             if scenario is None:
                 body = json.dumps({"error": f"unknown hostile scenario {name!r}"}).encode()
-                await conn.send(_response("404 Not Found", [_JSON], body))
+                await conn.send(http_response("404 Not Found", [JSON_TYPE], body))
                 keep = True
             else:
                 keep = await scenario(conn, req, arg)
