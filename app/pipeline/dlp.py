@@ -126,6 +126,11 @@ class RequestDlp:
         value = self.findings.header()
         return ("cf-aig-dlp", value) if value is not None else None
 
+    def label(self, headers: list[tuple[str, str]]) -> None:
+        """`cf-aig-dlp` on an answer when anything was found (the findings known by now)."""
+        if (finding := self.header()) is not None:
+            headers.append(finding)
+
 
 def redact_bytes(data: bytes, secrets: dict[str, str]) -> tuple[bytes, list[str]]:
     """Every occurrence of each matched text, raw or JSON-escaped, replaced by its marker: the

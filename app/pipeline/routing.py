@@ -195,8 +195,8 @@ class RouteExecutor:
                 self._limits.settle(budgets, cost)
 
             result = metered(result, CostMeter(element.provider, element.model, settle))
-        if route.dlp is not None and (finding := route.dlp.header()) is not None:
-            result.headers.append(finding)
+        if route.dlp is not None:
+            route.dlp.label(result.headers)
         return _labelled(route, element, result)
 
     def _no_success(

@@ -115,8 +115,8 @@ class Pipeline:
             run.dlp = dlp
             result = await self._run_step(run)
             if result is not None:
-                if dlp is not None and (finding := dlp.header()) is not None:
-                    result.headers.append(finding)
+                if dlp is not None:
+                    dlp.label(result.headers)
                 if translation is not None:
                     result = to_openai_format(translation, result)
                 result.meta.gateway_ms = (time.perf_counter() - started) * 1000 - result.meta.upstream_ms
@@ -259,12 +259,11 @@ class Pipeline:
         ok = 200 <= status < 300
         if ok and content_type is not None and content_type.startswith("text/event-stream"):
             meta.upstream_ms = (time.perf_counter() - upstream_started) * 1000
-            keep = self._settings.cache_max_entry_bytes
-            limit = self._settings.max_sse_event_bytes
             if run.dlp is not None and run.dlp.checks_responses:
                 held = self._held_stream(run, response, headers, log, slot)
                 await held.prime()
                 return GatewayResult(status, headers, meta, stream=held)
+            keep, limit = self._settings.cache_max_entry_bytes, self._settings.max_sse_event_bytes
             stream = UpstreamStream(response, headers, log, slot, keep, limit)
             return GatewayResult(status, headers, meta, stream=stream)
         try:
