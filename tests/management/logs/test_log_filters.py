@@ -65,7 +65,7 @@ CASES: list[tuple[str, str, Callable[[list[Row]], list[Any]], Predicate]] = [
     ("feedback", "eq", lambda rs: [1], lambda r, rs: False),
     ("feedback", "neq", lambda rs: [1], lambda r, rs: True),
     ("event_id", "eq", lambda rs: ["evt-123"], lambda r, rs: r["event_id"] == "evt-123"),
-    ("event_id", "contains", lambda rs: ["evt"], lambda r, rs: "evt" in (r["event_id"] or "")),
+    ("event_id", "contains", lambda rs: ["evt"], lambda r, rs: "evt" in (r["event_id"] or "").lower()),
     ("metadata.key", "eq", lambda rs: ["team"], lambda r, rs: "team" in meta(r)),
     ("metadata.key", "neq", lambda rs: ["user"], lambda r, rs: "user" not in meta(r)),
     ("metadata.key", "contains", lambda rs: ["fla"], lambda r, rs: "flag" in meta(r)),
